@@ -1,0 +1,42 @@
+# Two commands: `make demo` (the provider's main job against the built-in simulator) and `make test`.
+# Each creates .venv if needed and installs what it needs; nothing else is assumed but Python 3.11+ and make.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
+AIRFLOW_VERSION ?= 3.3.2
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
+PIP_QUIET := 2>&1 | { grep -vE '^WARNING: Location .* is ignored' || true; }
+
+.PHONY: help install lint test test-fast demo clean
+
+help:
+	@echo "make demo   run the deploy gate and health check DAGs against the local Cloudflare simulator"
+	@echo "make test   lint (ruff, mypy) and run every test"
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11+ is needed (python3.11, 3.12 or 3.13 on PATH)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip $(PIP_QUIET)
+	$(BIN)/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" -e '.[test]' $(PIP_QUIET)
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+demo: install
+	$(BIN)/python scripts/demo.py
+
+clean:
+	rm -rf $(VENV) .airflow .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,697 @@
+"""The Cloudflare hook: the only place that knows credentials and speaks HTTP to Cloudflare.
+
+Operators and sensors import this module lazily (inside ``execute``/``poke``), so DAG files that use them
+never pay for ``requests`` at parse time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+import requests
+from airflow.providers.common.compat.sdk import BaseHook
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from airflow_provider_cftunnel import __version__
+from airflow_provider_cftunnel.exceptions import (
+    CloudflareAPIError,
+    CloudflareAuthError,
+    CloudflareConfigError,
+    CloudflareNotFoundError,
+    CloudflareRateLimitError,
+)
+from airflow_provider_cftunnel.models import Tunnel, TunnelConnector
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Connection
+
+__all__ = ["DEFAULT_API_BASE_URL", "CloudflareHook"]
+
+DEFAULT_API_BASE_URL = "https://api.cloudflare.com/client/v4"
+USER_AGENT = f"airflow-provider-cftunnel/{__version__}"
+
+#: Retry-After values above this many seconds are capped (Cloudflare's lockout lasts 5 minutes).
+MAX_RETRY_AFTER = 300.0
+#: Statuses worth asking again: rate limited, or a server/edge error (Cloudflare's own 52x included).
+RETRY_STATUSES = frozenset([429, *range(500, 600)])
+#: Error codes that mean "your credentials are wrong", whatever HTTP status carries them.
+AUTH_ERROR_CODES = frozenset([1000, 6003, 6102, 6103, 6111, 9103, 9106, 9109, 10000, 10001])
+#: Error codes that mean "no such route": almost always a wrong account id.
+NO_ROUTE_CODES = frozenset([7000, 7003])
+#: Cloudflare's rate limit per token, shared by everything that uses the token.
+DEFAULT_RATE_LIMIT_REQUESTS = 1200
+DEFAULT_RATE_LIMIT_PERIOD = 300.0
+
+TUNNEL_READ_PERMISSION = '"Cloudflare Tunnel Read" (Account > Cloudflare Tunnel > Read)'
+_ACCOUNT_ID_RE = re.compile(r"[0-9a-fA-F]{32}")
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+")
+_MAX_MESSAGE = 200
+_MAX_PAGES = 1000
+
+
+def validate_account_id(account_id: Any) -> str:
+    """
+    Check that ``account_id`` is a Cloudflare account id (32 hex characters) and return it.
+
+    :param account_id: The value to check.
+    :raises CloudflareConfigError: When it is anything else.
+    """
+    if isinstance(account_id, str) and _ACCOUNT_ID_RE.fullmatch(account_id):
+        return account_id.lower()
+    raise CloudflareConfigError(
+        f"Invalid Cloudflare account id {_show(account_id)}: expected 32 hexadecimal characters, as in "
+        "the dashboard URL https://dash.cloudflare.com/<account_id>."
+    )
+
+
+def validate_uuid(value: Any, what: str) -> str:
+    """
+    Check that ``value`` is a UUID (as Cloudflare's tunnel and connector ids are) and return it.
+
+    :param value: The value to check.
+    :param what: Its name in the error message, e.g. ``"tunnel_id"``.
+    :raises CloudflareConfigError: When it is anything else.
+    """
+    if isinstance(value, str) and _UUID_RE.fullmatch(value):
+        return value.lower()
+    raise CloudflareConfigError(
+        f"Invalid {what} {_show(value)}: expected a UUID such as 'c1744f8b-faa1-48a4-9e5c-02ac921467fa'."
+    )
+
+
+def _show(value: Any) -> str:
+    """A short, printable rendering of a bad input value."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class CloudflareRetry(Retry):
+    """
+    ``urllib3``'s retry policy, with Cloudflare's ``Retry-After`` capped at ``max_retry_after`` seconds.
+
+    ``urllib3`` already does the jittered exponential backoff and reads ``Retry-After`` as seconds or as an
+    HTTP date; this only bounds the wait, on every ``urllib3`` 2.x.
+    """
+
+    def __init__(self, *args: Any, max_retry_after: float = MAX_RETRY_AFTER, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_retry_after = max_retry_after
+
+    def new(self, **kw: Any) -> CloudflareRetry:
+        retry = super().new(**kw)
+        retry.max_retry_after = self.max_retry_after
+        return retry
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        return min(super().parse_retry_after(retry_after), self.max_retry_after)
+
+
+def parse_retry_after(value: str | None, cap: float = MAX_RETRY_AFTER) -> float | None:
+    """
+    Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), capped; ``None`` if absent or bad.
+
+    :param value: The header's value.
+    :param cap: The longest wait honoured.
+    """
+    if not value:
+        return None
+    try:
+        return CloudflareRetry(max_retry_after=cap).parse_retry_after(value)
+    except Exception:
+        return None
+
+
+@dataclass(frozen=True)
+class CloudflareCredentials:
+    """
+    What the hook needs from an Airflow connection. The secret never appears in ``repr``.
+
+    :param secret: The API token, or the Global API Key when ``email`` is set.
+    :param email: The account email for legacy Global API Key auth; ``None`` for an API token.
+    :param account_id: The default account id (``extra.account_id``), or ``None``.
+    :param base_url: The API base URL, without a trailing slash.
+    :param rate_limit_requests: Requests allowed per ``rate_limit_period`` for this credential.
+    :param rate_limit_period: The rate limit's window, in seconds.
+    """
+
+    secret: str = field(repr=False)
+    email: str | None = field(default=None, repr=False)
+    account_id: str | None = None
+    base_url: str = DEFAULT_API_BASE_URL
+    rate_limit_requests: int = DEFAULT_RATE_LIMIT_REQUESTS
+    rate_limit_period: float = DEFAULT_RATE_LIMIT_PERIOD
+
+    @property
+    def uses_global_key(self) -> bool:
+        """Whether this is a legacy email + Global API Key pair rather than an API token."""
+        return self.email is not None
+
+    @classmethod
+    def from_connection(cls, conn: Connection, extra: Mapping[str, Any] | None = None) -> CloudflareCredentials:
+        """
+        Read credentials from an Airflow connection of type ``cloudflare``.
+
+        :param conn: The connection.
+        :param extra: Its extra as a dict, when the caller already has it (the triggerer reads it async).
+        """
+        conn_id = conn.conn_id
+        if extra is None:
+            extra = conn.extra_dejson
+        secret = (conn.password or "").strip()
+        if not secret:
+            raise CloudflareConfigError(
+                f"Connection {conn_id!r} has no API token: put a Cloudflare API token in its password "
+                "field (shown as 'API Token'), or an email in 'login' and the Global API Key in 'password'."
+            )
+        login = (conn.login or "").strip() or None
+        if login is not None and not _EMAIL_RE.fullmatch(login):
+            raise CloudflareConfigError(
+                f"Connection {conn_id!r}: the login field is only for the account email of legacy Global "
+                "API Key auth, and it does not look like an email. Leave it empty to use an API token."
+            )
+        return cls(
+            secret=secret,
+            email=login,
+            account_id=_extra(extra, "account_id"),
+            base_url=_base_url(conn),
+            rate_limit_requests=int(_extra(extra, "rate_limit_requests") or DEFAULT_RATE_LIMIT_REQUESTS),
+            rate_limit_period=float(_extra(extra, "rate_limit_period") or DEFAULT_RATE_LIMIT_PERIOD),
+        )
+
+    def headers(self) -> dict[str, str]:
+        """The authentication headers: ``Authorization: Bearer`` for a token, X-Auth-* for a Global key."""
+        if self.email is not None:
+            return {"X-Auth-Email": self.email, "X-Auth-Key": self.secret}
+        return {"Authorization": f"Bearer {self.secret}"}
+
+    def redact(self, text: str) -> str:
+        """``text`` with the secret (and, with a Global key, the email) replaced by ``***``."""
+        for value in (self.secret, self.email):
+            if value:
+                text = text.replace(value, "***")
+        return text
+
+
+def _extra(extra: Mapping[str, Any], name: str) -> Any:
+    """An extra field, under its plain name or the ``extra__cloudflare__`` prefix older UIs write."""
+    value = extra.get(name)
+    if value in (None, ""):
+        value = extra.get(f"extra__cloudflare__{name}")
+    if isinstance(value, str):
+        value = value.strip()
+    return value if value not in (None, "") else None
+
+
+def _base_url(conn: Connection) -> str:
+    """The connection's host as a full API base URL, or Cloudflare's."""
+    host = (conn.host or "").strip()
+    if not host:
+        return DEFAULT_API_BASE_URL
+    if "://" not in host:
+        scheme = (conn.schema or "https").strip() or "https"
+        port = f":{conn.port}" if conn.port else ""
+        host = f"{scheme}://{host}{port}"
+    return host.rstrip("/")
+
+
+class _CloudflareAuth(requests.auth.AuthBase):
+    """Adds the credential headers to each request; its ``repr`` shows no secret."""
+
+    def __init__(self, credentials: CloudflareCredentials) -> None:
+        self._headers = credentials.headers()
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.update(self._headers)
+        return request
+
+    def __repr__(self) -> str:
+        return "<CloudflareAuth ***>"
+
+
+class CloudflareHook(BaseHook):
+    """
+    Talks to the Cloudflare API with the credentials of an Airflow connection of type ``cloudflare``.
+
+    The connection holds an API token in ``password`` (sent as ``Authorization: Bearer``), or, when
+    ``login`` holds an email, the legacy Global API Key (sent as ``X-Auth-Email`` + ``X-Auth-Key``).
+    ``extra.account_id`` is the default account and ``host`` an optional API base URL (for proxies and
+    the local simulator). Each hook has one ``requests.Session``; every call has connect and read
+    timeouts, and 429s, 5xx answers, connection errors and read timeouts are retried with jittered
+    exponential backoff that honours ``Retry-After``. Redirects are never followed, so credentials
+    never reach another host.
+
+    :param cloudflare_conn_id: The Airflow connection to use.
+    :param timeout: Seconds to wait, as ``(connect, read)`` or one number for both.
+    :param max_retries: How many times a failed attempt is retried before giving up (0: never).
+    :param backoff_factor: Base of the exponential backoff between retries, in seconds.
+    :param max_retry_after: The longest ``Retry-After`` honoured, in seconds.
+    """
+
+    conn_name_attr = "cloudflare_conn_id"
+    default_conn_name = "cloudflare_default"
+    conn_type = "cloudflare"
+    hook_name = "Cloudflare"
+
+    def __init__(
+        self,
+        cloudflare_conn_id: str = default_conn_name,
+        *,
+        timeout: float | tuple[float, float] = (10.0, 30.0),
+        max_retries: int = 5,
+        backoff_factor: float = 1.0,
+        max_retry_after: float = MAX_RETRY_AFTER,
+    ) -> None:
+        super().__init__()
+        if max_retries < 0:
+            raise ValueError("max_retries must be 0 or more")
+        self.cloudflare_conn_id = cloudflare_conn_id
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_factor = backoff_factor
+        self.max_retry_after = max_retry_after
+        self._preset_credentials: CloudflareCredentials | None = None
+
+    @classmethod
+    def from_credentials(cls, credentials: CloudflareCredentials, conn_id: str, **kwargs: Any) -> CloudflareHook:
+        """
+        A hook for credentials already read (the triggerer reads connections asynchronously).
+
+        :param credentials: What :meth:`CloudflareCredentials.from_connection` returned.
+        :param conn_id: The connection they came from (for messages).
+        :param kwargs: The other arguments of :class:`CloudflareHook`.
+        """
+        hook = cls(conn_id, **kwargs)
+        hook._preset_credentials = credentials
+        return hook
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} conn_id={self.cloudflare_conn_id!r}>"
+
+    # -- connection form (Airflow < 3.2 reads these; 3.2+ reads conn-fields from the provider info) --
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The extra fields of the connection form, for Airflow 2.11 to 3.1."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import StringField
+
+        return {
+            "account_id": StringField(
+                lazy_gettext("Account ID"),
+                widget=BS3TextFieldWidget(),
+                description="Default Cloudflare account id (32 hex characters, from the dashboard URL).",
+            ),
+        }
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Which standard fields the connection form hides and how it labels them, for Airflow < 3.2."""
+        from airflow_provider_cftunnel.get_provider_info import CONNECTION_UI_FIELD_BEHAVIOUR
+
+        return {
+            "hidden_fields": list(CONNECTION_UI_FIELD_BEHAVIOUR["hidden-fields"]),
+            "relabeling": dict(CONNECTION_UI_FIELD_BEHAVIOUR["relabeling"]),
+            "placeholders": dict(CONNECTION_UI_FIELD_BEHAVIOUR["placeholders"]),
+        }
+
+    # -- credentials and session --
+
+    @cached_property
+    def credentials(self) -> CloudflareCredentials:
+        """The connection's credentials, read once (the first call that needs them)."""
+        if self._preset_credentials is not None:
+            return self._preset_credentials
+        credentials = CloudflareCredentials.from_connection(self.get_connection(self.cloudflare_conn_id))
+        _mask(credentials.secret)
+        return credentials
+
+    def get_conn(self) -> requests.Session:
+        """The hook's ``requests.Session``, with auth, User-Agent, retries and proxy settings."""
+        return self._session
+
+    @cached_property
+    def _session(self) -> requests.Session:
+        credentials = self.credentials
+        session = requests.Session()
+        # Resolve proxies and the CA bundle from the environment once, here, rather than on every call.
+        session.trust_env = False
+        session.proxies.update(requests.utils.get_environ_proxies(credentials.base_url))
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if ca_bundle:
+            session.verify = ca_bundle
+        session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        session.auth = _CloudflareAuth(credentials)
+        retry = CloudflareRetry(
+            total=self.max_retries,
+            connect=self.max_retries,
+            read=self.max_retries,
+            status=self.max_retries,
+            redirect=0,
+            allowed_methods=frozenset(["GET"]),
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=self.backoff_factor,
+            backoff_max=60.0,
+            backoff_jitter=self.backoff_factor,
+            raise_on_status=False,
+            raise_on_redirect=False,
+            respect_retry_after_header=True,
+            max_retry_after=self.max_retry_after,
+        )
+        adapter = HTTPAdapter(max_retries=retry)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+    def close(self) -> None:
+        """Close the session's pooled connections (the hook can still be used; it reconnects)."""
+        if "_session" in self.__dict__:
+            self._session.close()
+
+    def account(self, account_id: str | None = None) -> str:
+        """
+        The account id to use: ``account_id`` if given, else the connection's ``extra.account_id``.
+
+        :param account_id: An explicit account id, or ``None``.
+        :raises CloudflareConfigError: When there is none, or it is malformed.
+        """
+        account_id = account_id or self.credentials.account_id
+        if not account_id:
+            raise CloudflareConfigError(
+                'No Cloudflare account id: pass account_id=..., or set "account_id" in the extra of '
+                f"connection {self.cloudflare_conn_id!r} (the 'Account ID' field of the connection form)."
+            )
+        return validate_account_id(account_id)
+
+    # -- API calls --
+
+    def get_tunnel_connector(self, tunnel_id: str, connector_id: str, account_id: str | None = None) -> TunnelConnector:
+        """
+        Fetch one connector (a ``cloudflared`` process) of a tunnel.
+
+        :param tunnel_id: The tunnel's UUID.
+        :param connector_id: The connector's UUID (new each time ``cloudflared`` starts).
+        :param account_id: The account; defaults to the connection's ``extra.account_id``.
+        :raises CloudflareNotFoundError: When Cloudflare does not know (or no longer tracks) the connector.
+        """
+        path = self._tunnel_path(account_id, tunnel_id, "connectors", validate_uuid(connector_id, "connector_id"))
+        return TunnelConnector.from_dict(self._result_object(self.request(path), "connector"))
+
+    def list_tunnel_connectors(self, tunnel_id: str, account_id: str | None = None) -> list[TunnelConnector]:
+        """
+        Fetch all connectors of a tunnel with their connections (the ``connections`` endpoint).
+
+        :param tunnel_id: The tunnel's UUID.
+        :param account_id: The account; defaults to the connection's ``extra.account_id``.
+        :return: The connectors; empty when Cloudflare answers ``result: null``.
+        """
+        envelope = self.request(self._tunnel_path(account_id, tunnel_id, "connections"))
+        return [TunnelConnector.from_dict(item) for item in self._result_list(envelope, "connector")]
+
+    def get_tunnel(self, tunnel_id: str, account_id: str | None = None) -> Tunnel:
+        """
+        Fetch a tunnel: its name, status (inactive, healthy, degraded, down) and timestamps.
+
+        :param tunnel_id: The tunnel's UUID.
+        :param account_id: The account; defaults to the connection's ``extra.account_id``.
+        """
+        return Tunnel.from_dict(self._result_object(self.request(self._tunnel_path(account_id, tunnel_id)), "tunnel"))
+
+    def list_tunnels(self, account_id: str | None = None, **filters: str | int | bool) -> list[Tunnel]:
+        """
+        Fetch every tunnel of an account, following all pages.
+
+        :param account_id: The account; defaults to the connection's ``extra.account_id``.
+        :param filters: Cloudflare's query filters, e.g. ``name="web"``, ``status="healthy"``,
+            ``is_deleted=False``, ``uuid=...``, and ``per_page`` (default 100).
+        """
+        path = f"/accounts/{quote(self.account(account_id), safe='')}/cfd_tunnel"
+        params: dict[str, str] = {}
+        for key, value in filters.items():
+            if not isinstance(value, str | int | bool) or key == "page":
+                raise CloudflareConfigError(f"Invalid tunnel filter {key}={_show(value)}")
+            params[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        params.setdefault("per_page", "100")
+        tunnels: list[Tunnel] = []
+        for page in range(1, _MAX_PAGES + 1):
+            envelope = self.request(path, params={**params, "page": str(page)})
+            items = self._result_list(envelope, "tunnel")
+            tunnels.extend(Tunnel.from_dict(item) for item in items)
+            info = envelope.get("result_info")
+            info = info if isinstance(info, dict) else {}
+            total_pages = info.get("total_pages")
+            total_count = info.get("total_count")
+            if not items:
+                break
+            if isinstance(total_pages, int) and page >= total_pages:
+                break
+            if isinstance(total_count, int) and len(tunnels) >= total_count:
+                break
+            if not isinstance(total_pages, int) and not isinstance(total_count, int):
+                break
+        return tunnels
+
+    def test_connection(self) -> tuple[bool, str]:
+        """
+        Check the connection's credentials without changing anything (GET requests only).
+
+        An API token is checked with the user token verify endpoint, then the account one (account-owned
+        tokens fail the user endpoint); with an account id, a one-item tunnel list also proves the token can
+        read tunnels. A Global API Key is checked with a cheap authenticated read.
+
+        :return: ``(ok, message)``; the message names no secret and quotes no response body.
+        """
+        try:
+            credentials = self.credentials
+            account_id = self.account() if credentials.account_id else None
+            if credentials.uses_global_key:
+                if account_id:
+                    self.request(f"/accounts/{account_id}/cfd_tunnel", params={"per_page": "1"})
+                    return True, f"Global API Key accepted; tunnels of account {account_id} are readable."
+                self.request("/user")
+                return True, "Global API Key accepted. Set the Account ID to let tasks omit account_id."
+            kind = "user"
+            try:
+                result = self._result_object(self.request("/user/tokens/verify"), "token")
+            except CloudflareAuthError as error:
+                if account_id is None or error.status_code not in (400, 401, 403):
+                    raise
+                kind = "account"
+                result = self._result_object(self.request(f"/accounts/{account_id}/tokens/verify"), "token")
+            status = result.get("status")
+            if status != "active":
+                return False, f"The API token is not active (status: {_show(status)}); create or enable one."
+            if account_id is None:
+                return True, (f"API token is active ({kind} token). Set the Account ID to let tasks omit account_id.")
+            self.request(f"/accounts/{account_id}/cfd_tunnel", params={"per_page": "1"})
+            return True, f"API token is active ({kind} token) and can read tunnels of account {account_id}."
+        except CloudflareAPIError as error:
+            return False, str(error)
+        except Exception as error:  # never let a connection test raise, nor echo anything secret
+            return False, self._redact(f"Connection test failed: {type(error).__name__}: {error}")
+
+    # -- plumbing --
+
+    def _tunnel_path(self, account_id: str | None, tunnel_id: str, *rest: str) -> str:
+        segments = [
+            "accounts",
+            self.account(account_id),
+            "cfd_tunnel",
+            validate_uuid(tunnel_id, "tunnel_id"),
+            *rest,
+        ]
+        return "/" + "/".join(quote(s, safe="") for s in segments)
+
+    def request(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """
+        GET ``path`` (relative to the API base URL) and return Cloudflare's envelope.
+
+        Retries happen inside; what comes out is either a successful envelope or a typed error.
+
+        :param path: The API path, starting with ``/``.
+        :param params: Query parameters.
+        :raises CloudflareAPIError: Or one of its subclasses, with a message that names no secret.
+        """
+        url = self.credentials.base_url + path
+        try:
+            response = self._session.get(url, params=params, timeout=self.timeout, allow_redirects=False)
+            body = response.content
+        except requests.exceptions.RequestException as error:
+            raise CloudflareAPIError(self._redact(_describe_transport_error(error, url))) from None
+        return self._envelope(response, body, path)
+
+    def _envelope(self, response: requests.Response, body: bytes, path: str) -> dict[str, Any]:
+        status = response.status_code
+        if 300 <= status < 400:
+            location = response.headers.get("Location", "")
+            target = urlsplit(location).netloc or "the same host"
+            raise CloudflareAPIError(
+                f"Cloudflare API answered HTTP {status} with a redirect to {target} for {path}; redirects "
+                "are not followed, so credentials never leave the configured host. Check the connection's "
+                "API base URL (host field).",
+                status_code=status,
+            )
+        try:
+            envelope = response.json() if body else None
+        except ValueError:
+            envelope = None
+        if not isinstance(envelope, dict):
+            content_type = response.headers.get("Content-Type", "unknown content type").split(";")[0]
+            kind = "an empty response" if not body else f"a non-JSON response ({content_type}, {len(body)} bytes)"
+            error_class = _error_class(status, set())
+            raise error_class(
+                f"Cloudflare API returned {kind} with HTTP {status} for {path}"
+                + (" - likely a gateway or proxy error" if status >= 500 else ""),
+                status_code=status,
+                transient=status >= 500 or 200 <= status < 300,
+            )
+        errors = [e for e in envelope.get("errors") or [] if isinstance(e, dict)]
+        if 200 <= status < 300 and envelope.get("success") is not False:
+            return envelope
+        codes = {e["code"] for e in errors if isinstance(e.get("code"), int)}
+        error_class = _error_class(status, codes)
+        message = self._redact(_format_errors(status, errors)) + self._hint(status, codes, error_class, path)
+        if error_class is CloudflareRateLimitError:
+            raise CloudflareRateLimitError(
+                message,
+                status_code=status,
+                errors=errors,
+                retry_after=parse_retry_after(response.headers.get("Retry-After"), self.max_retry_after),
+            )
+        raise error_class(message, status_code=status, errors=errors)
+
+    def _hint(self, status: int, codes: set[int], error_class: type[CloudflareAPIError], path: str) -> str:
+        credentials = self.credentials
+        if error_class is CloudflareAuthError:
+            if codes & {6003, 6111, 6102, 6103} and not credentials.uses_global_key:
+                return (
+                    " - the Authorization header was refused. If the password holds a Global API Key, put the "
+                    "account email in the connection's login (Email) field so it is sent as X-Auth-Key."
+                )
+            if 9103 in codes or credentials.uses_global_key:
+                return " - check the email and Global API Key of connection " + repr(self.cloudflare_conn_id)
+            if 9109 in codes:
+                return (
+                    " - the token may not be used for this account or from this IP; check its account "
+                    f"resources and IP filtering. It needs {TUNNEL_READ_PERMISSION}."
+                )
+            if 9106 in codes:
+                return f" - no credentials reached Cloudflare; check connection {self.cloudflare_conn_id!r}."
+            return (
+                f" - check the API token of connection {self.cloudflare_conn_id!r}; "
+                f"the token needs {TUNNEL_READ_PERMISSION}."
+            )
+        if error_class is CloudflareNotFoundError or codes & NO_ROUTE_CODES:
+            if codes & NO_ROUTE_CODES:
+                return " - check the account id (32 hex characters, from the dashboard URL)."
+            return f" - {path} is not known to Cloudflare (not registered yet, or no longer tracked)."
+        if error_class is CloudflareRateLimitError:
+            return (
+                " - rate limited after every retry; Cloudflare allows 1,200 requests per 5 minutes per token, "
+                "shared by everything that uses it."
+            )
+        return ""
+
+    def _redact(self, text: str) -> str:
+        credentials = self._preset_credentials or self.__dict__.get("credentials")
+        return credentials.redact(text) if credentials is not None else text
+
+    @staticmethod
+    def _result_object(envelope: Mapping[str, Any], what: str) -> dict[str, Any]:
+        result = envelope.get("result")
+        if not isinstance(result, dict):
+            raise CloudflareAPIError(
+                f"Cloudflare API returned an unexpected {what}: expected an object, got {type(result).__name__}"
+            )
+        return result
+
+    @staticmethod
+    def _result_list(envelope: Mapping[str, Any], what: str) -> list[dict[str, Any]]:
+        result = envelope.get("result")
+        if result is None:
+            return []
+        if not isinstance(result, list) or not all(isinstance(item, dict) for item in result):
+            raise CloudflareAPIError(f"Cloudflare API returned an unexpected {what} list: expected a list of objects")
+        return result
+
+
+def _error_class(status: int, codes: set[int]) -> type[CloudflareAPIError]:
+    """The one place that maps an HTTP status and Cloudflare codes to an error type."""
+    if status == 429:
+        return CloudflareRateLimitError
+    if status in (401, 403) or (status < 500 and codes & AUTH_ERROR_CODES):
+        return CloudflareAuthError
+    if status == 404:
+        return CloudflareNotFoundError
+    return CloudflareAPIError
+
+
+def _format_errors(status: int, errors: list[dict[str, Any]]) -> str:
+    """``Cloudflare API error 10000 (HTTP 403): Authentication error``, for each of the first few errors."""
+    if not errors:
+        return f"Cloudflare API error (HTTP {status}): no error details in the response"
+    parts = []
+    for error in errors[:3]:
+        text = f"Cloudflare API error {_code(error)} (HTTP {status}): {_message(error)}"
+        chain = [e for e in error.get("error_chain") or [] if isinstance(e, dict)]
+        if chain:
+            text += " [" + "; ".join(f"{_code(e)}: {_message(e)}" for e in chain[:3]) + "]"
+        parts.append(text)
+    if len(errors) > 3:
+        parts.append(f"and {len(errors) - 3} more")
+    return "; ".join(parts)
+
+
+def _code(error: Mapping[str, Any]) -> str:
+    code = error.get("code")
+    return str(code) if isinstance(code, int) and not isinstance(code, bool) else "?"
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    message = error.get("message")
+    if not isinstance(message, str) or not message.strip():
+        return "(no message)"
+    message = " ".join(message.split())
+    return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "..."
+
+
+def _describe_transport_error(error: requests.exceptions.RequestException, url: str) -> str:
+    """A one-line reason for a request that got no usable answer (never the full urllib3 chain)."""
+    where = urlsplit(url)
+    target = f"{where.scheme}://{where.netloc}"
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        reason = "connecting timed out"
+    elif isinstance(error, requests.exceptions.ReadTimeout):
+        reason = "no answer within the read timeout"
+    elif isinstance(error, requests.exceptions.SSLError):
+        reason = "TLS handshake failed"
+    elif isinstance(error, requests.exceptions.ProxyError):
+        reason = "the proxy refused or failed the request"
+    elif isinstance(error, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
+        reason = "the answer was cut off or garbled"
+    elif isinstance(error, requests.exceptions.ConnectionError):
+        reason = "the connection was refused, reset or closed"
+    else:
+        reason = type(error).__name__
+    return (
+        f"Could not reach the Cloudflare API at {target} ({reason}), after retries. "
+        "Check the network, any proxy, and the connection's API base URL (host field)."
+    )
+
+
+def _mask(secret: str) -> None:
+    """Register a secret with Airflow's log masker, where there is one."""
+    try:
+        from airflow.providers.common.compat.sdk import mask_secret
+
+        mask_secret(secret)
+    except Exception:  # masking is best-effort: never fail a call because of it
+        pass

@@ -1,0 +1,217 @@
+"""Typed, read-only views of the Cloudflare Tunnel JSON the API returns.
+
+Every field is optional and unknown fields are kept: Cloudflare adds fields over time, and a provider that
+breaks on a new field breaks every DAG that uses it. Values of an unexpected type read as ``None`` (or an
+empty list) rather than raising, and :meth:`to_dict` always gives back exactly what was received.
+
+The readiness rule shared by the sensor (poke mode) and its trigger (deferrable mode) lives here too:
+:func:`find_ready_connector`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pendulum
+from pendulum import DateTime
+
+__all__ = ["Tunnel", "TunnelConnection", "TunnelConnector", "find_ready_connector"]
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _timestamp(value: Any) -> DateTime | None:
+    """Parse an RFC 3339 timestamp; anything else (``null``, garbage) reads as ``None``."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = pendulum.parse(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return parsed if isinstance(parsed, DateTime) else None
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True)
+class TunnelConnection:
+    """
+    One connection between a ``cloudflared`` connector and a Cloudflare data centre (a ``conns[]`` item).
+
+    Only ``is_pending_reconnect is False`` means the connection serves traffic: ``True`` means it dropped
+    and Cloudflare is still tracking it, and a missing value is not taken as live.
+    """
+
+    id: str | None = None
+    uuid: str | None = None
+    client_id: str | None = None
+    client_version: str | None = None
+    colo_name: str | None = None
+    is_pending_reconnect: bool | None = None
+    opened_at: DateTime | None = None
+    origin_ip: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TunnelConnection:
+        """
+        Build a connection from Cloudflare's JSON object.
+
+        :param data: One item of a connector's ``conns`` list.
+        """
+        return cls(
+            id=_str(data.get("id")),
+            uuid=_str(data.get("uuid")),
+            client_id=_str(data.get("client_id")),
+            client_version=_str(data.get("client_version")),
+            colo_name=_str(data.get("colo_name")),
+            is_pending_reconnect=_bool(data.get("is_pending_reconnect")),
+            opened_at=_timestamp(data.get("opened_at")),
+            origin_ip=_str(data.get("origin_ip")),
+            raw=dict(data),
+        )
+
+    @property
+    def is_live(self) -> bool:
+        """Whether the connection serves traffic (``is_pending_reconnect`` is exactly ``false``)."""
+        return self.is_pending_reconnect is False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The connection's JSON as received, unknown keys included (a deep copy)."""
+        return copy.deepcopy(self.raw)
+
+
+@dataclass(frozen=True)
+class TunnelConnector:
+    """
+    One ``cloudflared`` process serving a tunnel (Cloudflare's "Client" object).
+
+    The connector id is a fresh UUID each time ``cloudflared`` starts.
+    """
+
+    id: str | None = None
+    arch: str | None = None
+    config_version: int | None = None
+    version: str | None = None
+    run_at: DateTime | None = None
+    features: list[str] = field(default_factory=list)
+    conns: list[TunnelConnection] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TunnelConnector:
+        """
+        Build a connector from Cloudflare's JSON object.
+
+        :param data: The ``result`` of the connector endpoint, or one item of the ``connections`` list.
+        """
+        conns = data.get("conns")
+        features = data.get("features")
+        config_version = data.get("config_version")
+        return cls(
+            id=_str(data.get("id")),
+            arch=_str(data.get("arch")),
+            config_version=(
+                config_version if isinstance(config_version, int) and not isinstance(config_version, bool) else None
+            ),
+            version=_str(data.get("version")),
+            run_at=_timestamp(data.get("run_at")),
+            features=[f for f in features if isinstance(f, str)] if isinstance(features, list) else [],
+            conns=(
+                [TunnelConnection.from_dict(c) for c in conns if isinstance(c, dict)] if isinstance(conns, list) else []
+            ),
+            raw=dict(data),
+        )
+
+    @property
+    def active_connections(self) -> list[TunnelConnection]:
+        """The connections that serve traffic (``is_pending_reconnect`` is ``false``)."""
+        return [c for c in self.conns if c.is_live]
+
+    @property
+    def colos(self) -> list[str]:
+        """The data centres this connector's live connections reach, sorted, without repeats."""
+        return sorted({c.colo_name for c in self.active_connections if c.colo_name})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The connector's JSON as received, unknown keys included (a deep copy, safe for XCom)."""
+        return copy.deepcopy(self.raw)
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    """A Cloudflare Tunnel (``cfd_tunnel``): its name, status and timestamps."""
+
+    id: str | None = None
+    name: str | None = None
+    status: str | None = None
+    tun_type: str | None = None
+    account_tag: str | None = None
+    created_at: DateTime | None = None
+    deleted_at: DateTime | None = None
+    conns_active_at: DateTime | None = None
+    conns_inactive_at: DateTime | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Tunnel:
+        """
+        Build a tunnel from Cloudflare's JSON object.
+
+        :param data: The ``result`` of the tunnel endpoint, or one item of the tunnel list.
+        """
+        return cls(
+            id=_str(data.get("id")),
+            name=_str(data.get("name")),
+            status=_str(data.get("status")),
+            tun_type=_str(data.get("tun_type")),
+            account_tag=_str(data.get("account_tag")),
+            created_at=_timestamp(data.get("created_at")),
+            deleted_at=_timestamp(data.get("deleted_at")),
+            conns_active_at=_timestamp(data.get("conns_active_at")),
+            conns_inactive_at=_timestamp(data.get("conns_inactive_at")),
+            metadata=dict(_mapping(data.get("metadata"))),
+            raw=dict(data),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The tunnel's JSON as received, unknown keys included (a deep copy)."""
+        return copy.deepcopy(self.raw)
+
+
+def find_ready_connector(
+    connectors: Iterable[TunnelConnector],
+    *,
+    min_connections: int = 1,
+    connector_id: str | None = None,
+) -> TunnelConnector | None:
+    """
+    The readiness rule: the first connector with at least ``min_connections`` live connections.
+
+    The sensor's poke mode and its trigger both decide with this one function.
+
+    :param connectors: The connectors to look at (one, or all of a tunnel's).
+    :param min_connections: How many connections with ``is_pending_reconnect: false`` make it ready.
+    :param connector_id: Only this connector counts; ``None`` means any connector of the tunnel.
+    :return: The ready connector with the most live connections, or ``None`` when none is ready.
+    """
+    best: TunnelConnector | None = None
+    for connector in connectors:
+        if connector_id is not None and (connector.id or "").lower() != connector_id.lower():
+            continue
+        live = len(connector.active_connections)
+        if live >= min_connections and (best is None or live > len(best.active_connections)):
+            best = connector
+    return best

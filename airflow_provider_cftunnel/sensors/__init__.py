@@ -1,0 +1,1 @@
+"""Sensors of the Cloudflare Tunnel provider."""

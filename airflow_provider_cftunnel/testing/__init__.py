@@ -1,0 +1,1 @@
+"""Local Cloudflare Tunnel API simulator (work in progress)."""

@@ -1,0 +1,634 @@
+"""Scenarios for the local Cloudflare simulator: the JSON format, its defaults and its validation.
+
+A scenario describes who may call the simulated API (tokens, Global API Keys), which accounts, tunnels and
+connectors exist, how each connector's connections change over time, and optionally an emulated rate limit
+and injected faults. Times are seconds since the simulator started (``at``), so one file gives a repeatable
+story: "the connector comes up after 3 s, loses two connections at 60 s and vanishes at 240 s".
+
+Every key is optional. A missing top-level key takes its default, so ``{}`` is the default scenario and
+``{"up_after": 0}`` is the default scenario with the connector ready at once.
+
+Format (JSON; comments are explanations, not part of the format)::
+
+    {
+      // Shorthands, used only when "accounts" is absent: the default account with one tunnel whose
+      // `replicas` connectors each open `connections` connections `up_after` seconds after start.
+      "up_after": 3.0,
+      "connections": 4,
+      "replicas": 1,
+
+      // Credentials. A bare string is a shorthand for {"token": "<string>"}.
+      "api_tokens": [
+        {
+          "token": "cfsim-user-token-0001",   // any string: token formats are never validated
+          "id": "<32 hex>",                   // default: derived from the token
+          "owner": "user",                    // "user" (verifies on /user/tokens/verify) or "account"
+          "account_id": null,                 // owner "account": the owning account (default: first)
+          "accounts": null,                   // owner "user": account ids it may read; null = all
+          "status": "active",                 // "active", "disabled" or "expired"
+          "tunnel_read": true,                // false: tunnel endpoints answer 403 code 10000
+          "expires_on": null,                 // optional RFC 3339 strings, echoed by the verify endpoints
+          "not_before": null
+        }
+      ],
+      "global_keys": [
+        {"email": "simulator@example.com", "key": "<37 hex>", "accounts": null}
+      ],
+      "user": {"id": "<32 hex>", "email": "simulator@example.com"},   // what GET /user returns
+
+      "accounts": [
+        {
+          "id": "<32 hex>",
+          "name": "Simulated account",
+          "tunnels": [
+            {
+              "id": "<uuid>",                 // default: derived from the account id and position
+              "name": "cfsim-tunnel",
+              "created_at": null,             // RFC 3339; null = one day before the simulator started
+              "deleted_at": null,             // RFC 3339 for a deleted tunnel (see is_deleted filter)
+              "remote_config": false,
+              "config_src": "local",
+              "metadata": {},
+              "connectors": [                 // at most 25 (Cloudflare's replica limit)
+                {
+                  "id": "<uuid>",             // default: derived from the tunnel id and position
+                  "version": "2026.11.0",
+                  "arch": "linux_amd64",
+                  "config_version": 0,
+                  "features": ["ha-origin", "management_logs", "serialized_headers"],
+                  "origin_ip": "203.0.113.10",
+                  "colos": ["DFW", "IAD"],    // connection i is served by colos[i % len(colos)]
+                  "timeline": [
+                    {"at": 3, "live": 4},
+                    {"at": 60, "live": 2, "pending": 2},
+                    {"at": 240, "gone": true}
+                  ]
+                  // instead of "timeline": "up_after": 0, "connections": 4  (= [{"at": 0, "live": 4}])
+                }
+              ]
+            }
+          ]
+        }
+      ],
+
+      "rate_limit": null,                     // or {"requests": 1200, "period": 300}, per credential
+      "faults": [],                           // fault specs, see airflow_provider_cftunnel.testing.faults
+      "legacy_tunnel_connections": false      // true: tunnel objects also carry "connections" (pre 2026-10-05)
+    }
+
+Timeline semantics, per connector:
+
+* Entries are ordered by ``at`` (seconds since start, non-decreasing). The connector is absent (404 on its
+  own endpoint, missing from ``/connections``) before its first entry and after a ``"gone": true`` entry.
+* ``live`` connections serve traffic (``is_pending_reconnect: false``); ``pending`` ones have dropped and are
+  still tracked (``is_pending_reconnect: true``). Connection ``i`` is live when ``i < live``, pending when
+  ``live <= i < live + pending``. A connection keeps its id while it stays open (live, or live then pending);
+  one that (re)opens gets a fresh id and ``opened_at``, as a reconnecting ``cloudflared`` does.
+* ``run_at`` is the time of the first entry after the last ``gone`` (a connector id reappearing after
+  ``gone`` is a new run). A restart of ``cloudflared`` is modelled as one connector going ``gone`` (after
+  some ``pending`` time, if you like) and another connector id appearing.
+
+Tunnel ``status`` is derived from its connectors at the moment of the request: ``inactive`` if no connector
+ever appeared, ``healthy`` if some connections are live and none pending, ``degraded`` if some are live and
+some pending, ``down`` otherwise. ``conns_active_at`` is when the current (or last) period with live
+connections began, ``conns_inactive_at`` when the last such period ended (``null`` while live).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+import uuid
+from typing import Any
+
+__all__ = [
+    "DEFAULT_ACCOUNT_ID",
+    "DEFAULT_ACCOUNT_TOKEN",
+    "DEFAULT_API_TOKEN",
+    "DEFAULT_CONNECTOR_ID",
+    "DEFAULT_GLOBAL_KEY",
+    "DEFAULT_GLOBAL_KEY_EMAIL",
+    "DEFAULT_TUNNEL_ID",
+    "DEFAULT_TUNNEL_NAME",
+    "DISABLED_API_TOKEN",
+    "EXPIRED_API_TOKEN",
+    "MAX_CONNECTORS_PER_TUNNEL",
+    "NO_PERMISSION_API_TOKEN",
+    "OTHER_ACCOUNT_API_TOKEN",
+    "OTHER_ACCOUNT_ID",
+    "ScenarioError",
+    "default_scenario",
+    "load_scenario",
+    "normalize_scenario",
+]
+
+DEFAULT_ACCOUNT_ID = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+#: An account the default account's tokens know nothing about (the restricted token may read only this one).
+OTHER_ACCOUNT_ID = "0f0e0d0c0b0a09080706050403020100"
+DEFAULT_TUNNEL_ID = "5f3b1c2a-8d4e-4f6a-9b7c-0e1d2f3a4b5c"
+DEFAULT_TUNNEL_NAME = "cfsim-tunnel"
+DEFAULT_CONNECTOR_ID = "8a7b6c5d-4e3f-4a1b-9c8d-7e6f5a4b3c2d"
+#: A user-owned API token allowed on every account.
+DEFAULT_API_TOKEN = "cfsim-user-token-0001"
+#: An account-owned API token (verifies only on ``/accounts/{its account}/tokens/verify``).
+DEFAULT_ACCOUNT_TOKEN = "cfsim-account-token-0001"
+#: A user token whose status is ``disabled``.
+DISABLED_API_TOKEN = "cfsim-disabled-token-0001"
+#: A user token whose status is ``expired``.
+EXPIRED_API_TOKEN = "cfsim-expired-token-0001"
+#: An active user token without "Cloudflare Tunnel Read": tunnel endpoints answer 403 code 10000.
+NO_PERMISSION_API_TOKEN = "cfsim-noperm-token-0001"
+#: An active user token allowed only on :data:`OTHER_ACCOUNT_ID`: the default account answers 403 code 9109.
+OTHER_ACCOUNT_API_TOKEN = "cfsim-other-account-token-0001"
+DEFAULT_GLOBAL_KEY_EMAIL = "simulator@example.com"
+DEFAULT_GLOBAL_KEY = "0123456789abcdef0123456789abcdef01234"
+DEFAULT_VERSION = "2026.11.0"
+DEFAULT_ARCH = "linux_amd64"
+DEFAULT_COLOS = ("DFW", "IAD")
+DEFAULT_ORIGIN_IP = "203.0.113.10"
+DEFAULT_FEATURES = ("ha-origin", "management_logs", "serialized_headers")
+#: Cloudflare allows at most 25 connectors (replicas) per tunnel.
+MAX_CONNECTORS_PER_TUNNEL = 25
+
+TOKEN_STATUSES = ("active", "disabled", "expired")
+ACCOUNT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_ID_NAMESPACE = uuid.UUID("0b6f3a52-3c2e-4b1e-9a55-8f1d7c1f0c11")
+
+_TOP_KEYS = frozenset(
+    {
+        "up_after",
+        "connections",
+        "replicas",
+        "api_tokens",
+        "global_keys",
+        "user",
+        "accounts",
+        "rate_limit",
+        "faults",
+        "legacy_tunnel_connections",
+    }
+)
+_TOKEN_KEYS = frozenset(
+    {"token", "id", "owner", "account_id", "accounts", "status", "tunnel_read", "expires_on", "not_before"}
+)
+_KEY_KEYS = frozenset({"email", "key", "accounts"})
+_ACCOUNT_KEYS = frozenset({"id", "name", "tunnels"})
+_TUNNEL_KEYS = frozenset(
+    {"id", "name", "created_at", "deleted_at", "remote_config", "config_src", "metadata", "connectors"}
+)
+_CONNECTOR_KEYS = frozenset(
+    {
+        "id",
+        "version",
+        "arch",
+        "config_version",
+        "features",
+        "origin_ip",
+        "colos",
+        "timeline",
+        "up_after",
+        "connections",
+    }
+)
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be simulated; the message names the offending key."""
+
+
+def derived_uuid(*parts: object) -> str:
+    """Return a stable UUID derived from ``parts`` (the same parts always give the same id).
+
+    :param parts: anything with a stable ``str()``.
+    """
+    return str(uuid.uuid5(_ID_NAMESPACE, "/".join(str(p) for p in parts)))
+
+
+def derived_hex32(*parts: object) -> str:
+    """Return a stable 32-hex-digit id derived from ``parts``.
+
+    :param parts: anything with a stable ``str()``.
+    """
+    return hashlib.sha256("/".join(str(p) for p in parts).encode()).hexdigest()[:32]
+
+
+def default_scenario(up_after: float = 3.0, connections: int = 4, replicas: int = 1) -> dict[str, Any]:
+    """Return the default scenario as a complete (normalized) dict, ready to edit or dump as JSON.
+
+    One account (:data:`DEFAULT_ACCOUNT_ID`), the tokens named by the ``*_API_TOKEN`` constants, one Global
+    API Key, one tunnel (:data:`DEFAULT_TUNNEL_ID`) with ``replicas`` connectors (the first is
+    :data:`DEFAULT_CONNECTOR_ID`) that each open ``connections`` live connections ``up_after`` seconds after
+    the simulator starts, and stay up.
+
+    :param up_after: seconds after start when the connections come up; ``0`` means ready at once.
+    :param connections: connections each connector opens (``cloudflared`` opens 4 by default).
+    :param replicas: connectors of the tunnel (1 to 25).
+    """
+    return normalize_scenario({"up_after": up_after, "connections": connections, "replicas": replicas})
+
+
+def load_scenario(source: str | os.PathLike[str] | dict[str, Any] | None) -> dict[str, Any]:
+    """Return the normalized scenario for ``source``.
+
+    :param source: ``None`` (the default scenario), a dict (missing keys take defaults) or the path of a
+        JSON file holding such a dict.
+    :raises ScenarioError: if the file is not JSON or the scenario is invalid.
+    """
+    if source is None:
+        return normalize_scenario({})
+    if isinstance(source, dict):
+        return normalize_scenario(source)
+    try:
+        with open(source, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise ScenarioError(f"scenario file {os.fspath(source)!r} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ScenarioError(f"scenario file {os.fspath(source)!r} must hold a JSON object")
+    return normalize_scenario(data)
+
+
+def _check_keys(obj: dict[str, Any], allowed: frozenset[str], where: str) -> None:
+    unknown = sorted(set(obj) - allowed)
+    if unknown:
+        raise ScenarioError(f"{where}: unknown key(s) {', '.join(unknown)}")
+
+
+def _number(value: Any, where: str, *, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        raise ScenarioError(f"{where} must be a number >= {minimum:g}, got {value!r}")
+    return value
+
+
+def _count(value: Any, where: str, *, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ScenarioError(f"{where} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _optional_str(value: Any, where: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ScenarioError(f"{where} must be a string or null, got {value!r}")
+    return value
+
+
+def _id_list(value: Any, where: str) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) and ACCOUNT_ID_RE.match(v) for v in value):
+        raise ScenarioError(f"{where} must be null or a list of 32-hex account ids, got {value!r}")
+    return list(value)
+
+
+def normalize_timeline(value: Any, where: str) -> list[dict[str, Any]]:
+    """Validate a connector timeline and return it with every key filled in.
+
+    :param value: a list of ``{"at", "live", "pending"}`` or ``{"at", "gone": true}`` entries.
+    :param where: names the timeline in error messages.
+    :raises ScenarioError: on a malformed entry or entries out of order.
+    """
+    if not isinstance(value, list):
+        raise ScenarioError(f"{where} must be a list, got {value!r}")
+    entries: list[dict[str, Any]] = []
+    previous = 0.0
+    for index, raw in enumerate(value):
+        here = f"{where}[{index}]"
+        if not isinstance(raw, dict):
+            raise ScenarioError(f"{here} must be an object, got {raw!r}")
+        _check_keys(raw, frozenset({"at", "live", "pending", "gone"}), here)
+        at = _number(raw.get("at", previous), f"{here}.at")
+        if at < previous:
+            raise ScenarioError(f"{here}.at ({at}) is earlier than the entry before it ({previous})")
+        previous = at
+        if raw.get("gone", False):
+            if "live" in raw or "pending" in raw:
+                raise ScenarioError(f"{here}: a gone entry has no live/pending counts")
+            entries.append({"at": at, "gone": True})
+        else:
+            entries.append(
+                {
+                    "at": at,
+                    "live": _count(raw.get("live", 0), f"{here}.live"),
+                    "pending": _count(raw.get("pending", 0), f"{here}.pending"),
+                }
+            )
+    return entries
+
+
+def normalize_connector(raw: Any, where: str, default_id: str) -> dict[str, Any]:
+    """Validate one connector spec and return it with every key filled in.
+
+    :param raw: the connector spec (see the module docstring).
+    :param where: names the connector in error messages.
+    :param default_id: the id to use when the spec has none.
+    """
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{where} must be an object, got {raw!r}")
+    _check_keys(raw, _CONNECTOR_KEYS, where)
+    connector_id = raw.get("id", default_id)
+    if not isinstance(connector_id, str) or not UUID_RE.match(connector_id):
+        raise ScenarioError(f"{where}.id must be a lowercase UUID, got {connector_id!r}")
+    if "timeline" in raw:
+        if "up_after" in raw or "connections" in raw:
+            raise ScenarioError(f"{where}: give either timeline or up_after/connections, not both")
+        timeline = normalize_timeline(raw["timeline"], f"{where}.timeline")
+    else:
+        timeline = [
+            {
+                "at": _number(raw.get("up_after", 0), f"{where}.up_after"),
+                "live": _count(raw.get("connections", 4), f"{where}.connections"),
+                "pending": 0,
+            }
+        ]
+    colos = raw.get("colos", list(DEFAULT_COLOS))
+    if not isinstance(colos, list) or not colos or not all(isinstance(c, str) for c in colos):
+        raise ScenarioError(f"{where}.colos must be a non-empty list of strings, got {colos!r}")
+    features = raw.get("features", list(DEFAULT_FEATURES))
+    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+        raise ScenarioError(f"{where}.features must be a list of strings, got {features!r}")
+    version = raw.get("version", DEFAULT_VERSION)
+    arch = raw.get("arch", DEFAULT_ARCH)
+    origin_ip = raw.get("origin_ip", DEFAULT_ORIGIN_IP)
+    for key, val in (("version", version), ("arch", arch), ("origin_ip", origin_ip)):
+        if not isinstance(val, str):
+            raise ScenarioError(f"{where}.{key} must be a string, got {val!r}")
+    return {
+        "id": connector_id,
+        "version": version,
+        "arch": arch,
+        "config_version": _count(raw.get("config_version", 0), f"{where}.config_version"),
+        "features": list(features),
+        "origin_ip": origin_ip,
+        "colos": list(colos),
+        "timeline": timeline,
+    }
+
+
+def normalize_tunnel(raw: Any, where: str, default_id: str, default_name: str) -> dict[str, Any]:
+    """Validate one tunnel spec and return it with every key filled in.
+
+    :param raw: the tunnel spec (see the module docstring).
+    :param where: names the tunnel in error messages.
+    :param default_id: the id to use when the spec has none.
+    :param default_name: the name to use when the spec has none.
+    """
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{where} must be an object, got {raw!r}")
+    _check_keys(raw, _TUNNEL_KEYS, where)
+    tunnel_id = raw.get("id", default_id)
+    if not isinstance(tunnel_id, str) or not UUID_RE.match(tunnel_id):
+        raise ScenarioError(f"{where}.id must be a lowercase UUID, got {tunnel_id!r}")
+    name = raw.get("name", default_name)
+    if not isinstance(name, str) or not name:
+        raise ScenarioError(f"{where}.name must be a non-empty string, got {name!r}")
+    metadata = raw.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise ScenarioError(f"{where}.metadata must be an object, got {metadata!r}")
+    remote_config = raw.get("remote_config", False)
+    if not isinstance(remote_config, bool):
+        raise ScenarioError(f"{where}.remote_config must be a boolean, got {remote_config!r}")
+    config_src = raw.get("config_src", "cloudflare" if remote_config else "local")
+    if config_src not in ("local", "cloudflare"):
+        raise ScenarioError(f"{where}.config_src must be 'local' or 'cloudflare', got {config_src!r}")
+    raw_connectors = raw.get("connectors", [])
+    if not isinstance(raw_connectors, list):
+        raise ScenarioError(f"{where}.connectors must be a list, got {raw_connectors!r}")
+    if len(raw_connectors) > MAX_CONNECTORS_PER_TUNNEL:
+        raise ScenarioError(
+            f"{where}.connectors: {len(raw_connectors)} connectors, Cloudflare allows at most "
+            f"{MAX_CONNECTORS_PER_TUNNEL} per tunnel"
+        )
+    connectors = [
+        normalize_connector(
+            c,
+            f"{where}.connectors[{i}]",
+            DEFAULT_CONNECTOR_ID
+            if tunnel_id == DEFAULT_TUNNEL_ID and i == 0
+            else derived_uuid(tunnel_id, "connector", i),
+        )
+        for i, c in enumerate(raw_connectors)
+    ]
+    ids = [c["id"] for c in connectors]
+    if len(set(ids)) != len(ids):
+        raise ScenarioError(f"{where}.connectors: connector ids must be unique")
+    return {
+        "id": tunnel_id,
+        "name": name,
+        "created_at": _optional_str(raw.get("created_at"), f"{where}.created_at"),
+        "deleted_at": _optional_str(raw.get("deleted_at"), f"{where}.deleted_at"),
+        "remote_config": remote_config,
+        "config_src": config_src,
+        "metadata": copy.deepcopy(metadata),
+        "connectors": connectors,
+    }
+
+
+def _normalize_accounts(raw: Any) -> list[dict[str, Any]]:
+    if not isinstance(raw, list):
+        raise ScenarioError(f"accounts must be a list, got {raw!r}")
+    accounts = []
+    seen_tunnels: set[str] = set()
+    for a_index, account in enumerate(raw):
+        where = f"accounts[{a_index}]"
+        if not isinstance(account, dict):
+            raise ScenarioError(f"{where} must be an object, got {account!r}")
+        _check_keys(account, _ACCOUNT_KEYS, where)
+        account_id = account.get("id", DEFAULT_ACCOUNT_ID if a_index == 0 else derived_hex32("account", a_index))
+        if not isinstance(account_id, str) or not ACCOUNT_ID_RE.match(account_id):
+            raise ScenarioError(f"{where}.id must be 32 lowercase hex digits, got {account_id!r}")
+        raw_tunnels = account.get("tunnels", [])
+        if not isinstance(raw_tunnels, list):
+            raise ScenarioError(f"{where}.tunnels must be a list, got {raw_tunnels!r}")
+        tunnels = []
+        for t_index, tunnel in enumerate(raw_tunnels):
+            default_id = (
+                DEFAULT_TUNNEL_ID
+                if a_index == 0 and t_index == 0
+                else derived_uuid(account_id, "tunnel", t_index)
+            )
+            default_name = DEFAULT_TUNNEL_NAME if t_index == 0 else f"{DEFAULT_TUNNEL_NAME}-{t_index + 1}"
+            normalized = normalize_tunnel(tunnel, f"{where}.tunnels[{t_index}]", default_id, default_name)
+            if normalized["id"] in seen_tunnels:
+                raise ScenarioError(f"{where}.tunnels[{t_index}].id {normalized['id']} is used twice")
+            seen_tunnels.add(normalized["id"])
+            tunnels.append(normalized)
+        name = account.get("name", "Simulated account")
+        if not isinstance(name, str):
+            raise ScenarioError(f"{where}.name must be a string, got {name!r}")
+        accounts.append({"id": account_id, "name": name, "tunnels": tunnels})
+    ids = [a["id"] for a in accounts]
+    if len(set(ids)) != len(ids):
+        raise ScenarioError("accounts: account ids must be unique")
+    return accounts
+
+
+def _default_accounts(data: dict[str, Any]) -> list[dict[str, Any]]:
+    up_after = _number(data.get("up_after", 3.0), "up_after")
+    connections = _count(data.get("connections", 4), "connections")
+    replicas = _count(data.get("replicas", 1), "replicas", minimum=0)
+    if replicas > MAX_CONNECTORS_PER_TUNNEL:
+        raise ScenarioError(f"replicas must be at most {MAX_CONNECTORS_PER_TUNNEL}, got {replicas}")
+    connectors = [{"up_after": up_after, "connections": connections} for _ in range(replicas)]
+    return _normalize_accounts(
+        [{"id": DEFAULT_ACCOUNT_ID, "tunnels": [{"id": DEFAULT_TUNNEL_ID, "connectors": connectors}]}]
+    )
+
+
+def _default_tokens() -> list[Any]:
+    return [
+        DEFAULT_API_TOKEN,
+        {"token": DEFAULT_ACCOUNT_TOKEN, "owner": "account"},
+        {"token": DISABLED_API_TOKEN, "status": "disabled"},
+        {"token": EXPIRED_API_TOKEN, "status": "expired", "expires_on": "2020-01-01T00:00:00Z"},
+        {"token": NO_PERMISSION_API_TOKEN, "tunnel_read": False},
+        {"token": OTHER_ACCOUNT_API_TOKEN, "accounts": [OTHER_ACCOUNT_ID]},
+    ]
+
+
+def normalize_token(raw: Any, where: str, default_account_id: str | None) -> dict[str, Any]:
+    """Validate one API token spec and return it with every key filled in.
+
+    :param raw: a token string or a token spec (see the module docstring).
+    :param where: names the token in error messages.
+    :param default_account_id: the owner of an account-owned token that names none.
+    """
+    if isinstance(raw, str):
+        raw = {"token": raw}
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{where} must be a string or an object, got {raw!r}")
+    _check_keys(raw, _TOKEN_KEYS, where)
+    token = raw.get("token")
+    if not isinstance(token, str) or not token or any(ch.isspace() for ch in token):
+        raise ScenarioError(f"{where}.token must be a non-empty string without spaces, got {token!r}")
+    token_id = raw.get("id", derived_hex32("token", token))
+    if not isinstance(token_id, str) or not ACCOUNT_ID_RE.match(token_id):
+        raise ScenarioError(f"{where}.id must be 32 lowercase hex digits, got {token_id!r}")
+    owner = raw.get("owner", "user")
+    if owner not in ("user", "account"):
+        raise ScenarioError(f"{where}.owner must be 'user' or 'account', got {owner!r}")
+    status = raw.get("status", "active")
+    if status not in TOKEN_STATUSES:
+        raise ScenarioError(f"{where}.status must be one of {', '.join(TOKEN_STATUSES)}, got {status!r}")
+    tunnel_read = raw.get("tunnel_read", True)
+    if not isinstance(tunnel_read, bool):
+        raise ScenarioError(f"{where}.tunnel_read must be a boolean, got {tunnel_read!r}")
+    account_id: str | None = None
+    accounts: list[str] | None = None
+    if owner == "account":
+        if raw.get("accounts") is not None:
+            raise ScenarioError(f"{where}: an account-owned token names its account in account_id")
+        account_id = raw.get("account_id", default_account_id)
+        if not isinstance(account_id, str) or not ACCOUNT_ID_RE.match(account_id):
+            raise ScenarioError(f"{where}.account_id must be 32 lowercase hex digits, got {account_id!r}")
+    else:
+        if raw.get("account_id") is not None:
+            raise ScenarioError(f"{where}: a user token restricts accounts with 'accounts', not account_id")
+        accounts = _id_list(raw.get("accounts"), f"{where}.accounts")
+    return {
+        "token": token,
+        "id": token_id,
+        "owner": owner,
+        "account_id": account_id,
+        "accounts": accounts,
+        "status": status,
+        "tunnel_read": tunnel_read,
+        "expires_on": _optional_str(raw.get("expires_on"), f"{where}.expires_on"),
+        "not_before": _optional_str(raw.get("not_before"), f"{where}.not_before"),
+    }
+
+
+def normalize_scenario(data: dict[str, Any]) -> dict[str, Any]:
+    """Validate a scenario dict and return a new, complete one (every key filled in, shorthands expanded).
+
+    :param data: a scenario dict; missing keys take their defaults (see the module docstring).
+    :raises ScenarioError: if anything is invalid; the message names the key.
+    """
+    from airflow_provider_cftunnel.testing.faults import Fault  # local: faults imports this module
+
+    if not isinstance(data, dict):
+        raise ScenarioError(f"a scenario must be a JSON object, got {type(data).__name__}")
+    _check_keys(data, _TOP_KEYS, "scenario")
+    if "accounts" in data:
+        if any(k in data for k in ("up_after", "connections", "replicas")):
+            raise ScenarioError("up_after/connections/replicas are shorthands used only without 'accounts'")
+        accounts = _normalize_accounts(data["accounts"])
+    else:
+        accounts = _default_accounts(data)
+    first_account = accounts[0]["id"] if accounts else None
+
+    raw_tokens = data.get("api_tokens", _default_tokens())
+    if not isinstance(raw_tokens, list):
+        raise ScenarioError(f"api_tokens must be a list, got {raw_tokens!r}")
+    tokens = [normalize_token(t, f"api_tokens[{i}]", first_account) for i, t in enumerate(raw_tokens)]
+    if len({t["token"] for t in tokens}) != len(tokens):
+        raise ScenarioError("api_tokens: tokens must be unique")
+
+    raw_keys = data.get("global_keys", [{"email": DEFAULT_GLOBAL_KEY_EMAIL, "key": DEFAULT_GLOBAL_KEY}])
+    if not isinstance(raw_keys, list):
+        raise ScenarioError(f"global_keys must be a list, got {raw_keys!r}")
+    keys = []
+    for i, raw in enumerate(raw_keys):
+        where = f"global_keys[{i}]"
+        if not isinstance(raw, dict):
+            raise ScenarioError(f"{where} must be an object, got {raw!r}")
+        _check_keys(raw, _KEY_KEYS, where)
+        email, key = raw.get("email"), raw.get("key")
+        if not isinstance(email, str) or "@" not in email:
+            raise ScenarioError(f"{where}.email must be an e-mail address, got {email!r}")
+        if not isinstance(key, str) or not key or any(ch.isspace() for ch in key):
+            raise ScenarioError(f"{where}.key must be a non-empty string without spaces, got {key!r}")
+        keys.append({"email": email, "key": key, "accounts": _id_list(raw.get("accounts"), f"{where}.accounts")})
+    if len({k["email"].lower() for k in keys}) != len(keys):
+        raise ScenarioError("global_keys: e-mail addresses must be unique")
+    token_values = {t["token"] for t in tokens}
+    if any(k["key"] in token_values for k in keys):
+        raise ScenarioError("global_keys: a Global API Key must not also be an API token")
+
+    user_email = keys[0]["email"] if keys else DEFAULT_GLOBAL_KEY_EMAIL
+    raw_user = data.get("user", {})
+    if not isinstance(raw_user, dict):
+        raise ScenarioError(f"user must be an object, got {raw_user!r}")
+    _check_keys(raw_user, frozenset({"id", "email"}), "user")
+    user = {
+        "id": raw_user.get("id", derived_hex32("user", raw_user.get("email", user_email))),
+        "email": raw_user.get("email", user_email),
+    }
+    if not isinstance(user["id"], str) or not ACCOUNT_ID_RE.match(user["id"]):
+        raise ScenarioError(f"user.id must be 32 lowercase hex digits, got {user['id']!r}")
+
+    rate_limit = data.get("rate_limit")
+    if rate_limit is not None:
+        if not isinstance(rate_limit, dict):
+            raise ScenarioError(f"rate_limit must be null or an object, got {rate_limit!r}")
+        _check_keys(rate_limit, frozenset({"requests", "period"}), "rate_limit")
+        rate_limit = {
+            "requests": _count(rate_limit.get("requests", 1200), "rate_limit.requests", minimum=1),
+            "period": _number(rate_limit.get("period", 300), "rate_limit.period", minimum=0.001),
+        }
+
+    raw_faults = data.get("faults", [])
+    if not isinstance(raw_faults, list):
+        raise ScenarioError(f"faults must be a list, got {raw_faults!r}")
+    faults = []
+    for i, spec in enumerate(raw_faults):
+        try:
+            faults.append(Fault.from_dict(spec).to_spec())
+        except (TypeError, ValueError) as exc:
+            raise ScenarioError(f"faults[{i}]: {exc}") from exc
+
+    legacy = data.get("legacy_tunnel_connections", False)
+    if not isinstance(legacy, bool):
+        raise ScenarioError(f"legacy_tunnel_connections must be a boolean, got {legacy!r}")
+    return {
+        "api_tokens": tokens,
+        "global_keys": keys,
+        "user": user,
+        "accounts": accounts,
+        "rate_limit": rate_limit,
+        "faults": faults,
+        "legacy_tunnel_connections": legacy,
+    }

@@ -1,0 +1,336 @@
+"""The deferrable side of :class:`~airflow_provider_cftunnel.sensors.tunnel.CloudflareTunnelConnectorSensor`.
+
+One triggerer runs thousands of triggers in one event loop, and every sensor that watches a tunnel shares
+one Cloudflare token whose limit (1,200 requests per 5 minutes) locks the token for 5 minutes when crossed.
+So triggers do not poll on their own:
+
+* Every trigger in one event loop that watches the same connection, account and tunnel subscribes to one
+  :class:`TunnelPoller`, which makes ONE request per poll interval to the tunnel's ``connections`` endpoint
+  (it answers for all of the tunnel's connectors) and hands the answer to every subscriber. It is
+  single-flight and keyed by the running loop.
+* Every poller of one credential draws from one :class:`RequestBudget` per loop, which spaces requests so the
+  whole process stays under the token's limit (from the connection's ``extra``: ``rate_limit_requests`` per
+  ``rate_limit_period`` seconds, default 1,200 per 300). Polls slow down instead of drawing 429 lockouts.
+
+The HTTP call itself is the hook's, run with ``asyncio.to_thread`` so the loop is never blocked, with no
+retries inside (the poller's own backoff, which honours ``Retry-After``, replaces them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import time
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_cftunnel.exceptions import (
+    CloudflareAPIError,
+    CloudflareRateLimitError,
+    means_not_ready,
+)
+from airflow_provider_cftunnel.models import TunnelConnector, find_ready_connector
+
+if TYPE_CHECKING:
+    from airflow_provider_cftunnel.hooks.cloudflare import CloudflareCredentials, CloudflareHook
+
+__all__ = ["CloudflareTunnelConnectorTrigger", "RequestBudget", "TunnelPoller"]
+
+#: Longest wait between two polls of a tunnel after repeated transient errors, in seconds.
+MAX_BACKOFF = 300.0
+#: Requests one credential may send back to back before the budget spaces them out.
+BUDGET_BURST = 10
+
+
+class RequestBudget:
+    """
+    Spaces one credential's requests so that no window of ``period`` seconds holds more than ``requests``.
+
+    A generic cell rate algorithm: up to ``burst`` requests may go at once, then one every
+    ``period / (requests - burst)`` seconds. Callers reserve a slot in order and sleep until it comes.
+
+    :param requests: Requests allowed per period (Cloudflare: 1,200).
+    :param period: The window, in seconds (Cloudflare: 300).
+    :param burst: Requests allowed back to back.
+    """
+
+    def __init__(self, requests: int, period: float, burst: int = BUDGET_BURST) -> None:
+        if requests < 1 or period <= 0:
+            raise ValueError("a request budget needs requests >= 1 and period > 0")
+        self.requests = requests
+        self.period = period
+        self.burst = max(1, min(burst, requests // 2))
+        self.spacing = period / max(1, requests - self.burst)
+        self._tolerance = self.spacing * (self.burst - 1)
+        self._next = 0.0
+        self.granted = 0
+        self.waited = 0.0
+
+    def reserve(self) -> float:
+        """Reserve the next slot; return how many seconds to wait for it (0 when it is now)."""
+        now = time.monotonic()
+        arrival = max(self._next, now)
+        self._next = arrival + self.spacing
+        self.granted += 1
+        return max(0.0, arrival - self._tolerance - now)
+
+    async def acquire(self) -> None:
+        """Wait for this credential's next request slot."""
+        delay = self.reserve()
+        if delay > 0:
+            self.waited += delay
+            await asyncio.sleep(delay)
+
+
+@dataclass
+class PollOutcome:
+    """What one poll of a tunnel gave: its connectors, or the error that stopped the request."""
+
+    connectors: list[TunnelConnector] = field(default_factory=list)
+    error: CloudflareAPIError | None = None
+    at: float = 0.0
+
+
+PollerKey = tuple[str, str, str]
+
+
+class TunnelPoller:
+    """
+    Polls one tunnel's ``connections`` endpoint for every trigger of one event loop that watches it.
+
+    Created and found with :meth:`for_key`; runs while it has subscribers, then removes itself.
+
+    :param key: ``(conn_id, account_id, tunnel_id)``.
+    """
+
+    _pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[PollerKey, TunnelPoller]] = (
+        weakref.WeakKeyDictionary()
+    )
+    _budgets: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, RequestBudget]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, key: PollerKey) -> None:
+        self.key = key
+        self.intervals: list[float] = []
+        self.requests = 0
+        self.rounds = 0
+        self.latest: PollOutcome | None = None
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._failures = 0
+
+    @classmethod
+    def for_key(cls, key: PollerKey) -> TunnelPoller:
+        """The running loop's poller for ``key``, created on first use."""
+        pollers = cls._pollers.setdefault(asyncio.get_running_loop(), {})
+        poller = pollers.get(key)
+        if poller is None:
+            poller = pollers[key] = cls(key)
+        return poller
+
+    @classmethod
+    def active(cls) -> dict[PollerKey, TunnelPoller]:
+        """The running loop's pollers (for tests and benchmarks)."""
+        return dict(cls._pollers.get(asyncio.get_running_loop(), {}))
+
+    @classmethod
+    def budget_for(cls, credentials: CloudflareCredentials) -> RequestBudget:
+        """The running loop's request budget of one credential (keyed by a hash, never the secret)."""
+        fingerprint = hashlib.sha256(
+            "\0".join([credentials.base_url, credentials.email or "", credentials.secret]).encode()
+        ).hexdigest()
+        budgets = cls._budgets.setdefault(asyncio.get_running_loop(), {})
+        budget = budgets.get(fingerprint)
+        if budget is None:
+            budget = budgets[fingerprint] = RequestBudget(
+                credentials.rate_limit_requests, credentials.rate_limit_period
+            )
+        return budget
+
+    async def outcomes(self, interval: float) -> AsyncGenerator[PollOutcome, None]:
+        """
+        Subscribe: yield each poll's outcome, starting with the latest one if it is fresh.
+
+        :param interval: How often this subscriber wants an answer; the poller polls at the shortest
+            interval any subscriber asked for.
+        """
+        self.intervals.append(interval)
+        if self._task is None or self._task.done() or self._task.cancelling():
+            self._task = asyncio.create_task(self._run(), name=f"cloudflare-tunnel-poller-{self.key[2]}")
+        try:
+            latest = self.latest
+            if latest is not None and time.time() - latest.at < interval:
+                seen = self.rounds
+                yield latest
+            else:
+                seen = self.rounds
+            while True:
+                seen, outcome = await self._next_round(seen)
+                if outcome is not None:
+                    yield outcome
+        finally:
+            self.intervals.remove(interval)
+            if not self.intervals and self._task is not None:
+                self._task.cancel()  # the last subscriber left: stop polling now, not after the next sleep
+
+    async def _next_round(self, seen: int) -> tuple[int, PollOutcome | None]:
+        """Wait for a poll round after round ``seen``; return its number and outcome."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.rounds > seen)
+            return self.rounds, self.latest
+
+    async def _run(self) -> None:
+        try:
+            hook: CloudflareHook | None = None
+            while self.intervals:
+                try:
+                    if hook is None:
+                        hook = await _async_hook(self.key[0])
+                    await self.budget_for(hook.credentials).acquire()
+                    self.requests += 1
+                    connectors = await asyncio.to_thread(hook.list_tunnel_connectors, self.key[2], self.key[1])
+                    outcome = PollOutcome(connectors=connectors, at=time.time())
+                    self._failures = 0
+                except CloudflareAPIError as error:
+                    outcome = PollOutcome(error=error, at=time.time())
+                    self._failures += 1 if error.is_transient else 0
+                async with self._changed:
+                    self.latest = outcome
+                    self.rounds += 1
+                    self._changed.notify_all()
+                if not self.intervals:
+                    break
+                await asyncio.sleep(self._delay(outcome))
+        finally:
+            pollers = self._pollers.get(asyncio.get_running_loop(), {})
+            if pollers.get(self.key) is self and not self.intervals:
+                del pollers[self.key]
+
+    def _delay(self, outcome: PollOutcome) -> float:
+        """Seconds until the next poll: the shortest interval asked, longer after transient errors."""
+        delay = min(self.intervals)
+        if self._failures:
+            backoff = min(MAX_BACKOFF, delay * 2 ** min(self._failures, 16))
+            delay = max(delay, backoff * (0.5 + random.random() / 2))
+        if isinstance(outcome.error, CloudflareRateLimitError) and outcome.error.retry_after:
+            delay = max(delay, outcome.error.retry_after)
+        return delay
+
+
+async def _async_hook(conn_id: str) -> CloudflareHook:
+    """A hook for ``conn_id``, its connection read without blocking the loop, with no retries inside."""
+    from airflow.providers.common.compat.connection import get_async_connection
+
+    from airflow_provider_cftunnel.hooks.cloudflare import CloudflareCredentials, CloudflareHook
+
+    try:
+        conn = await get_async_connection(conn_id)
+    except Exception as error:
+        raise CloudflareAPIError(
+            f"Could not read Airflow connection {conn_id!r} in the triggerer: {type(error).__name__}. "
+            "Define it (UI, CLI, secrets backend or AIRFLOW_CONN_* in the triggerer's environment).",
+            transient=False,
+        ) from None
+    try:
+        from airflow.providers.common.compat.connection import get_async_extra_dejson
+
+        extra = await get_async_extra_dejson(conn)
+    except ImportError:  # common-compat before 1.23
+        extra = await asyncio.to_thread(lambda: conn.extra_dejson)
+    credentials = CloudflareCredentials.from_connection(conn, extra)
+    return CloudflareHook.from_credentials(credentials, conn_id, max_retries=0, timeout=(10.0, 20.0))
+
+
+class CloudflareTunnelConnectorTrigger(BaseTrigger):
+    """
+    Fires when a tunnel connector has at least ``min_connections`` live connections.
+
+    Its events: ``{"status": "success", "connector": {...}}`` with Cloudflare's connector object, or
+    ``{"status": "error", "message": "..."}`` for bad credentials, a wrong account or a malformed request.
+    A 404 and transient errors only mean "not ready yet". It holds no state but its arguments, so it can
+    restart on any triggerer; how long it may wait is the sensor's ``timeout``, enforced by Airflow.
+
+    :param tunnel_id: The tunnel's UUID.
+    :param account_id: The account id (32 hex characters).
+    :param connector_id: One connector's UUID, or ``None`` for any connector of the tunnel.
+    :param min_connections: How many live connections make a connector ready.
+    :param cloudflare_conn_id: The Airflow connection of type ``cloudflare``.
+    :param poll_interval: Seconds between polls (shared by every trigger of the same tunnel).
+    """
+
+    def __init__(
+        self,
+        *,
+        tunnel_id: str,
+        account_id: str,
+        connector_id: str | None = None,
+        min_connections: int = 1,
+        cloudflare_conn_id: str = "cloudflare_default",
+        poll_interval: float = 60.0,
+    ) -> None:
+        super().__init__()
+        self.tunnel_id = tunnel_id
+        self.account_id = account_id
+        self.connector_id = connector_id
+        self.min_connections = min_connections
+        self.cloudflare_conn_id = cloudflare_conn_id
+        self.poll_interval = poll_interval
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """The trigger's class path and plain-data keyword arguments (no secret among them)."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "tunnel_id": self.tunnel_id,
+                "account_id": self.account_id,
+                "connector_id": self.connector_id,
+                "min_connections": self.min_connections,
+                "cloudflare_conn_id": self.cloudflare_conn_id,
+                "poll_interval": self.poll_interval,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Wait on the tunnel's shared poller until a connector is ready or an error ends the wait."""
+        from airflow_provider_cftunnel.hooks.cloudflare import validate_account_id, validate_uuid
+
+        try:
+            key = (
+                self.cloudflare_conn_id,
+                validate_account_id(self.account_id),
+                validate_uuid(self.tunnel_id, "tunnel_id"),
+            )
+            if self.connector_id is not None:
+                validate_uuid(self.connector_id, "connector_id")
+        except CloudflareAPIError as error:
+            yield TriggerEvent({"status": "error", "message": str(error)})
+            return
+        last_state = None
+        async with aclosing(TunnelPoller.for_key(key).outcomes(self.poll_interval)) as outcomes:
+            async for outcome in outcomes:
+                if outcome.error is not None:
+                    if not means_not_ready(outcome.error):
+                        yield TriggerEvent({"status": "error", "message": str(outcome.error)})
+                        return
+                    state = f"not ready: {outcome.error}"
+                else:
+                    ready = find_ready_connector(
+                        outcome.connectors, min_connections=self.min_connections, connector_id=self.connector_id
+                    )
+                    if ready is not None:
+                        yield TriggerEvent({"status": "success", "connector": ready.to_dict()})
+                        return
+                    state = "not ready: " + (
+                        ", ".join(f"{c.id} has {len(c.active_connections)} live" for c in outcome.connectors)
+                        or "no connector registered"
+                    )
+                if state != last_state:
+                    self.log.info("Tunnel %s %s", self.tunnel_id, state)
+                    last_state = state
