@@ -195,7 +195,7 @@ class CloudflareCredentials:
     def redact(self, text: str) -> str:
         """``text`` with the secret (and, with a Global key, the email) replaced by ``***``."""
         for value in (self.secret, self.email):
-            if value:
+            if value and len(value) >= 5:  # as Airflow's masker: shorter values would mangle every message
                 text = text.replace(value, "***")
         return text
 
@@ -665,11 +665,16 @@ def _message(error: Mapping[str, Any]) -> str:
 
 def _describe_transport_error(error: requests.exceptions.RequestException, url: str) -> str:
     """A one-line reason for a request that got no usable answer (never the full urllib3 chain)."""
+    from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError, ReadTimeoutError
+
     where = urlsplit(url)
     target = f"{where.scheme}://{where.netloc}"
+    cause: Any = error.args[0] if error.args else None
+    if isinstance(cause, MaxRetryError):
+        cause = cause.reason
     if isinstance(error, requests.exceptions.ConnectTimeout):
         reason = "connecting timed out"
-    elif isinstance(error, requests.exceptions.ReadTimeout):
+    elif isinstance(error, requests.exceptions.ReadTimeout) or isinstance(cause, ReadTimeoutError):
         reason = "no answer within the read timeout"
     elif isinstance(error, requests.exceptions.SSLError):
         reason = "TLS handshake failed"
@@ -677,8 +682,12 @@ def _describe_transport_error(error: requests.exceptions.RequestException, url: 
         reason = "the proxy refused or failed the request"
     elif isinstance(error, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
         reason = "the answer was cut off or garbled"
+    elif isinstance(cause, NewConnectionError):
+        reason = "the connection was refused or the host is unknown"
+    elif isinstance(cause, ProtocolError):
+        reason = "the connection was closed or reset without an answer"
     elif isinstance(error, requests.exceptions.ConnectionError):
-        reason = "the connection was refused, reset or closed"
+        reason = "the connection failed"
     else:
         reason = type(error).__name__
     return (

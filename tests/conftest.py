@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
+TUNNEL_ID = "c1744f8b-faa1-48a4-9e5c-02ac921467fa"
+CONNECTOR_ID = "1bedc50d-42b3-473c-b108-ff3d10c0d925"
+TOKEN = "unit-test-token-Zq8vXk2P"
+
+
+@pytest.fixture
+def set_connection(monkeypatch):
+    """Define an Airflow connection in the environment: ``set_connection(conn_id="x", **fields)``."""
+
+    def _set(conn_id: str = "cloudflare_default", **fields) -> None:
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "cloudflare", **fields}))
+
+    return _set
+
+
+@pytest.fixture
+def ready_sim(cloudflare_simulator_factory, monkeypatch):
+    """A simulator whose connector is up at once, set as connection ``cloudflare_default`` (API token)."""
+    sim = cloudflare_simulator_factory({"up_after": 0})
+    monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_DEFAULT", sim.connection_json())
+    return sim
