@@ -2,9 +2,10 @@
 Deploy gate: wait until a Cloudflare Tunnel serves traffic, deploy, then record which connector served.
 
 The sensor waits (deferred, so no worker slot is held) until any connector of the tunnel has at least
-``CFTUNNEL_MIN_CONNECTIONS`` (default 2) live connections; the deploy runs only then. Ids come from the DAG params, whose defaults
-come from the environment (``CFTUNNEL_TUNNEL_ID``, ``CFTUNNEL_ACCOUNT_ID``); an empty account id means the
-connection's ``extra.account_id``. Parsing this file needs no connection and makes no request.
+``CFTUNNEL_MIN_CONNECTIONS`` (default 2) live connections; the deploy runs only then. Ids come from the DAG
+params, whose defaults come from the environment (``CFTUNNEL_TUNNEL_ID``, ``CFTUNNEL_ACCOUNT_ID``); an empty
+account id means the connection's ``extra.account_id``. Parsing this file needs no connection and makes no
+request.
 """
 
 from __future__ import annotations

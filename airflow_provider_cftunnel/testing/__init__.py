@@ -1,1 +1,92 @@
-"""Local Cloudflare Tunnel API simulator (work in progress)."""
+"""A local imitation of Cloudflare's Tunnel API, for tests, demos and benchmarks.
+
+Standard library only, and no Airflow import: a test suite, a benchmark or a shell can use it without the
+rest of the provider. Three ways in:
+
+* ``with CloudflareSimulator(scenario=...) as sim:`` serves on ``127.0.0.1`` from a background thread;
+* the pytest fixtures ``cloudflare_simulator`` and ``cloudflare_simulator_factory`` (this package's pytest
+  plugin, registered as ``cftunnel_simulator``);
+* ``python -m airflow_provider_cftunnel.testing --port 8787 [--scenario FILE]``.
+
+See ``README.md`` beside this file, :mod:`~airflow_provider_cftunnel.testing.scenario` for the scenario
+format and :mod:`~airflow_provider_cftunnel.testing.faults` for fault injection.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_cftunnel.testing.faults import FAULT_KINDS, Fault
+    from airflow_provider_cftunnel.testing.scenario import (
+        DEFAULT_ACCOUNT_ID,
+        DEFAULT_ACCOUNT_TOKEN,
+        DEFAULT_API_TOKEN,
+        DEFAULT_CONNECTOR_ID,
+        DEFAULT_GLOBAL_KEY,
+        DEFAULT_GLOBAL_KEY_EMAIL,
+        DEFAULT_TUNNEL_ID,
+        DEFAULT_TUNNEL_NAME,
+        DISABLED_API_TOKEN,
+        EXPIRED_API_TOKEN,
+        MAX_CONNECTORS_PER_TUNNEL,
+        NO_PERMISSION_API_TOKEN,
+        OTHER_ACCOUNT_API_TOKEN,
+        OTHER_ACCOUNT_ID,
+        ScenarioError,
+        default_scenario,
+        load_scenario,
+        normalize_scenario,
+    )
+    from airflow_provider_cftunnel.testing.server import CloudflareSimulator, Headers, RequestRecord
+
+# Names resolve on first use (PEP 562), so the pytest plugin can import this package at every pytest start
+# without loading the HTTP server.
+_WHERE = {
+    "FAULT_KINDS": "faults",
+    "Fault": "faults",
+    "CloudflareSimulator": "server",
+    "Headers": "server",
+    "RequestRecord": "server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{_WHERE.get(name, 'scenario')}")
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
+
+
+__all__ = [
+    "DEFAULT_ACCOUNT_ID",
+    "DEFAULT_ACCOUNT_TOKEN",
+    "DEFAULT_API_TOKEN",
+    "DEFAULT_CONNECTOR_ID",
+    "DEFAULT_GLOBAL_KEY",
+    "DEFAULT_GLOBAL_KEY_EMAIL",
+    "DEFAULT_TUNNEL_ID",
+    "DEFAULT_TUNNEL_NAME",
+    "DISABLED_API_TOKEN",
+    "EXPIRED_API_TOKEN",
+    "FAULT_KINDS",
+    "MAX_CONNECTORS_PER_TUNNEL",
+    "NO_PERMISSION_API_TOKEN",
+    "OTHER_ACCOUNT_API_TOKEN",
+    "OTHER_ACCOUNT_ID",
+    "CloudflareSimulator",
+    "Fault",
+    "Headers",
+    "RequestRecord",
+    "ScenarioError",
+    "default_scenario",
+    "load_scenario",
+    "normalize_scenario",
+]

@@ -446,9 +446,7 @@ def _normalize_accounts(raw: Any) -> list[dict[str, Any]]:
         tunnels = []
         for t_index, tunnel in enumerate(raw_tunnels):
             default_id = (
-                DEFAULT_TUNNEL_ID
-                if a_index == 0 and t_index == 0
-                else derived_uuid(account_id, "tunnel", t_index)
+                DEFAULT_TUNNEL_ID if a_index == 0 and t_index == 0 else derived_uuid(account_id, "tunnel", t_index)
             )
             default_name = DEFAULT_TUNNEL_NAME if t_index == 0 else f"{DEFAULT_TUNNEL_NAME}-{t_index + 1}"
             normalized = normalize_tunnel(tunnel, f"{where}.tunnels[{t_index}]", default_id, default_name)
@@ -570,7 +568,7 @@ def normalize_scenario(data: dict[str, Any]) -> dict[str, Any]:
     raw_keys = data.get("global_keys", [{"email": DEFAULT_GLOBAL_KEY_EMAIL, "key": DEFAULT_GLOBAL_KEY}])
     if not isinstance(raw_keys, list):
         raise ScenarioError(f"global_keys must be a list, got {raw_keys!r}")
-    keys = []
+    keys: list[dict[str, Any]] = []
     for i, raw in enumerate(raw_keys):
         where = f"global_keys[{i}]"
         if not isinstance(raw, dict):
