@@ -1,0 +1,162 @@
+"""The sensor's real code against the local simulator: poke outcomes, poke mode, deferral."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+
+from airflow_provider_cftunnel.exceptions import CloudflareAuthError, CloudflareConfigError
+from airflow_provider_cftunnel.sensors.tunnel import CloudflareTunnelConnectorSensor
+from airflow_provider_cftunnel.triggers.tunnel import CloudflareTunnelConnectorTrigger
+
+
+def make_sensor(sim, **kwargs) -> CloudflareTunnelConnectorSensor:
+    kwargs = {"task_id": "wait", "tunnel_id": sim.tunnel_id, "poke_interval": 0.2, "timeout": 10, **kwargs}
+    sensor = CloudflareTunnelConnectorSensor(**kwargs)
+    # keep hook retries short so transient-error tests stay fast
+    from airflow_provider_cftunnel.hooks.cloudflare import CloudflareHook
+
+    sensor.hook = CloudflareHook(sensor.cloudflare_conn_id, max_retries=1, backoff_factor=0.01, timeout=(2, 2))
+    return sensor
+
+
+@pytest.fixture
+def sim(cloudflare_simulator_factory, monkeypatch):
+    sim = cloudflare_simulator_factory({"up_after": 3600})  # nothing registered until a test says so
+    monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_DEFAULT", sim.connection_json())
+    return sim
+
+
+class TestPoke:
+    def test_404_means_not_registered_yet(self, sim, capsys):
+        sensor = make_sensor(sim, connector_id=sim.connector_id)
+        assert sensor.poke({}) is False
+        assert sim.requests_matching("/connectors/")[0].status == 404
+        assert "not ready yet" in capsys.readouterr().out  # Airflow's structlog writes task logs to stdout
+
+    def test_ready_connector_is_returned_as_xcom(self, sim):
+        sim.set_connector(live=4)
+        result = make_sensor(sim, connector_id=sim.connector_id, min_connections=4).poke({})
+        assert result.is_done
+        assert result.xcom_value["id"] == sim.connector_id
+        assert len(result.xcom_value["conns"]) == 4
+
+    def test_pending_connections_do_not_count(self, sim):
+        sim.set_connector(live=1, pending=3)
+        assert make_sensor(sim, min_connections=2).poke({}) is False
+        sim.set_connector(live=2, pending=2)
+        assert make_sensor(sim, min_connections=2).poke({}).is_done
+
+    def test_whole_tunnel_any_connector(self, sim):
+        sim.set_connector(live=1)
+        replica = sim.add_connector(live=3)
+        result = make_sensor(sim, min_connections=3).poke({})
+        assert result.xcom_value["id"] == replica
+        assert sim.requests_matching("/connections$")
+
+    def test_restart_gives_a_new_connector_id(self, sim):
+        sim.set_connector(live=4)
+        new_id = sim.restart_connector(live=4, tracking=60)
+        result = make_sensor(sim, min_connections=4).poke({})
+        assert result.xcom_value["id"] == new_id
+
+    def test_transient_errors_mean_not_ready(self, sim):
+        sim.set_connector(live=4)
+        sim.inject_fault("/connections$", kind="server_error", status=503, count=None)
+        assert make_sensor(sim).poke({}) is False
+        sim.clear_faults()
+        assert make_sensor(sim).poke({}).is_done
+
+    def test_rate_limit_after_retries_means_not_ready(self, sim):
+        sim.inject_fault("/connections$", kind="rate_limit", retry_after=0, count=None)
+        assert make_sensor(sim).poke({}) is False
+
+    def test_bad_credentials_fail_at_once(self, sim, set_connection):
+        set_connection(password="bad-token-123456", host=sim.base_url, extra={"account_id": sim.account_id})
+        with pytest.raises(CloudflareAuthError) as info:
+            make_sensor(sim).poke({})
+        assert "bad-token-123456" not in str(info.value)
+
+    def test_wrong_account_fails_at_once(self, sim):
+        with pytest.raises(Exception, match="check the account id"):
+            make_sensor(sim, account_id="f" * 32).poke({})
+
+    def test_malformed_id_fails_before_any_request(self, sim):
+        with pytest.raises(CloudflareConfigError):
+            make_sensor(sim, tunnel_id="not-a-uuid").poke({})
+        assert sim.requests == []
+
+    @pytest.mark.parametrize("value", [0, -1, 1.5, "2", True])
+    def test_min_connections_must_be_a_positive_int(self, sim, value):
+        with pytest.raises(ValueError, match="min_connections"):
+            CloudflareTunnelConnectorSensor(task_id="x", tunnel_id=sim.tunnel_id, min_connections=value)
+
+
+class TestPokeMode:
+    def test_waits_until_ready(self, sim):
+        sim.inject_fault("/connections$", kind="server_error", status=502, count=2)
+        started = time.monotonic()
+        sim.set_connector(live=0, pending=0)
+        sensor = make_sensor(sim, min_connections=2)
+        import threading
+
+        threading.Timer(1.0, lambda: sim.set_connector(live=2)).start()
+        result = sensor.execute({})
+        assert result["id"] == sim.connector_id
+        assert time.monotonic() - started >= 1.0
+        assert len(sim.requests_matching("/connections$")) >= 3
+
+    def test_timeout(self, sim):
+        with pytest.raises(AirflowSensorTimeout):
+            make_sensor(sim, timeout=0.5).execute({})
+
+    def test_soft_fail_skips_on_timeout(self, sim):
+        with pytest.raises(AirflowSkipException):
+            make_sensor(sim, timeout=0.5, soft_fail=True).execute({})
+
+
+class TestDeferrable:
+    def test_ready_at_once_does_not_defer(self, sim):
+        sim.set_connector(live=4)
+        result = make_sensor(sim, deferrable=True).execute({})
+        assert result["id"] == sim.connector_id
+
+    def test_defers_to_the_trigger_with_the_sensor_timeout(self, sim):
+        sensor = make_sensor(sim, deferrable=True, timeout=321, min_connections=3, poke_interval=7)
+        with pytest.raises(TaskDeferred) as info:
+            sensor.execute({})
+        deferred = info.value
+        assert isinstance(deferred.trigger, CloudflareTunnelConnectorTrigger)
+        assert deferred.method_name == "execute_complete"
+        assert deferred.timeout == timedelta(seconds=321)
+        assert deferred.trigger.serialize()[1] == {
+            "tunnel_id": sim.tunnel_id,
+            "account_id": sim.account_id,  # resolved from the connection, so the trigger needs no lookup for it
+            "connector_id": None,
+            "min_connections": 3,
+            "cloudflare_conn_id": "cloudflare_default",
+            "poll_interval": 7.0,
+        }
+
+    def test_bad_credentials_fail_before_deferring(self, sim, set_connection):
+        set_connection(password="bad-token-123456", host=sim.base_url, extra={"account_id": sim.account_id})
+        with pytest.raises(CloudflareAuthError):
+            make_sensor(sim, deferrable=True).execute({})
+
+    def test_default_comes_from_config(self, sim):
+        assert make_sensor(sim).deferrable is False
+
+    def test_execute_complete_returns_the_connector(self, sim):
+        connector = {"id": sim.connector_id, "conns": [], "new_field": 1}
+        assert make_sensor(sim).execute_complete({}, {"status": "success", "connector": connector}) == connector
+
+    @pytest.mark.parametrize(
+        "event",
+        [None, {}, {"status": "error", "message": "Cloudflare API error 10000 (HTTP 403)"}, {"status": "success"}],
+    )
+    def test_execute_complete_raises_on_error_or_missing_event(self, sim, event):
+        with pytest.raises(Exception, match=f"tunnel {sim.tunnel_id}"):
+            make_sensor(sim).execute_complete({}, event)
