@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -97,3 +98,147 @@ class TestRequestBudget:
         elapsed = loop.time() - start
         assert elapsed >= 4 * budget.spacing * 0.9
         assert budget.granted == 6
+
+
+# -- against the simulator -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sim(cloudflare_simulator_factory, monkeypatch):
+    sim = cloudflare_simulator_factory({"up_after": 3600})  # not registered until a test says so
+    monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_DEFAULT", sim.connection_json())
+    return sim
+
+
+def sim_trigger(sim, **overrides) -> CloudflareTunnelConnectorTrigger:
+    kwargs = {"account_id": sim.account_id, "tunnel_id": sim.tunnel_id, "connector_id": None, "min_connections": 2}
+    return make_trigger(**{**kwargs, **overrides})
+
+
+async def first_event(trigger, timeout: float = 20.0):
+    run = trigger.run()
+    try:
+        return await asyncio.wait_for(run.__anext__(), timeout)
+    finally:
+        await run.aclose()
+
+
+class TestEvents:
+    async def test_success(self, sim):
+        sim.set_connector(live=4)
+        event = await first_event(sim_trigger(sim))
+        assert event.payload["status"] == "success"
+        assert event.payload["connector"]["id"] == sim.connector_id
+        assert set(event.payload) == {"status", "connector"}
+
+    async def test_auth_error_ends_at_once(self, sim, set_connection):
+        set_connection(password="wrong-token-abcdef", host=sim.base_url, extra={"account_id": sim.account_id})
+        event = await first_event(sim_trigger(sim))
+        assert event.payload["status"] == "error"
+        assert "HTTP 403" in event.payload["message"]
+        assert "wrong-token-abcdef" not in str(event.payload)
+        assert len(sim.requests) == 1
+
+    async def test_not_registered_then_ready(self, sim):
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.7, lambda: sim.set_connector(live=2))
+        event = await first_event(sim_trigger(sim, connector_id=sim.connector_id))
+        assert event.payload["connector"]["id"] == sim.connector_id
+        assert len(sim.requests_matching("/connections$")) >= 2
+
+    async def test_rate_limited_then_ready(self, sim):
+        sim.set_connector(live=2)
+        sim.inject_fault("/connections$", kind="rate_limit", retry_after=1, count=1)
+        started = asyncio.get_running_loop().time()
+        event = await first_event(sim_trigger(sim))
+        assert event.payload["status"] == "success"
+        assert asyncio.get_running_loop().time() - started >= 0.95  # Retry-After honoured
+        assert [r.status for r in sim.requests_matching("/connections$")] == [429, 200]
+
+    async def test_server_errors_keep_polling(self, sim):
+        sim.set_connector(live=2)
+        sim.inject_fault("/connections$", kind="server_error", status=503, body="html", count=2)
+        event = await first_event(sim_trigger(sim, poll_interval=0.05))
+        assert event.payload["status"] == "success"
+
+    async def test_wrong_account_is_an_error_event(self, sim):
+        event = await first_event(sim_trigger(sim, account_id="f" * 32))
+        assert event.payload["status"] == "error"
+        assert "7003" in event.payload["message"]
+
+    async def test_missing_connection_is_an_error_event(self, sim):
+        event = await first_event(sim_trigger(sim, cloudflare_conn_id="no_such_connection"))
+        assert event.payload["status"] == "error"
+        assert "no_such_connection" in event.payload["message"]
+
+
+class TestEventLoop:
+    async def test_a_slow_answer_never_holds_up_the_loop(self, sim):
+        sim.set_connector(live=2)
+        sim.inject_fault("/connections$", kind="slow", delay=1.5, count=1)
+        ticks: list[float] = []
+
+        async def timer():
+            loop = asyncio.get_running_loop()
+            while True:
+                ticks.append(loop.time())
+                await asyncio.sleep(0.05)
+
+        ticker = asyncio.create_task(timer())
+        try:
+            event = await first_event(sim_trigger(sim))
+        finally:
+            ticker.cancel()
+        assert event.payload["status"] == "success"
+        gaps = [b - a for a, b in itertools.pairwise(ticks)]
+        assert len(ticks) > 20
+        assert max(gaps) < 0.5
+
+
+class TestSharedPolling:
+    async def test_thirty_triggers_make_one_request_per_interval(self, sim):
+        from airflow_provider_cftunnel.triggers.tunnel import TunnelPoller
+
+        connectors = [sim.set_connector(live=0)] + [sim.add_connector(live=0) for _ in range(9)]
+        triggers = [
+            sim_trigger(sim, connector_id=connectors[i % 10], min_connections=1, poll_interval=0.5) for i in range(30)
+        ]
+        tasks = [asyncio.create_task(first_event(t, timeout=30)) for t in triggers]
+        await asyncio.sleep(2.6)  # about 5 poll intervals with every trigger waiting
+        pollers = TunnelPoller.active()
+        assert len(pollers) == 1
+        polls = len(sim.requests_matching("/connections$"))
+        assert 4 <= polls <= 7, polls  # ~1 per 0.5 s interval, not 30
+        for connector in connectors:
+            sim.set_connector(connector_id=connector, live=1)
+        events = await asyncio.gather(*tasks)
+        assert sorted(e.payload["connector"]["id"] for e in events) == sorted(connectors * 3)
+        await asyncio.sleep(0)
+        assert TunnelPoller.active() == {}  # the poller stops when its last trigger is done
+
+    async def test_separate_tunnels_poll_separately(self, sim):
+        other = sim.add_tunnel(name="other")
+        sim.set_connector(live=2)
+        sim.set_connector(tunnel_id=other, connector_id="9b2f4c1e-0000-4000-8000-000000000001", live=2)
+        events = await asyncio.gather(first_event(sim_trigger(sim)), first_event(sim_trigger(sim, tunnel_id=other)))
+        assert {e.payload["status"] for e in events} == {"success"}
+        assert len(sim.requests_matching("/connections$")) == 2
+
+    async def test_budget_spaces_requests_of_one_token(self, sim, set_connection):
+        set_connection(
+            password=sim.api_token,
+            host=sim.base_url,
+            extra={"account_id": sim.account_id, "rate_limit_requests": 12, "rate_limit_period": 2},
+        )
+        tunnels = [sim.add_tunnel(name=f"t{i}") for i in range(8)]
+        tasks = [
+            asyncio.create_task(first_event(sim_trigger(sim, tunnel_id=t, poll_interval=0.1), 30)) for t in tunnels
+        ]
+        await asyncio.sleep(2.0)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        times = sorted(r.time for r in sim.requests_matching("/connections$"))
+        # without the budget: 8 tunnels x 10 polls/s = ~160 requests; with it at most 12 per 2 s window
+        assert 8 <= len(times) <= 13
+        assert sim.rate_limited_count == 0
