@@ -42,6 +42,11 @@ class CloudflareTunnelLink(BaseOperatorLink):
 
     name = "Cloudflare Tunnel"
 
+    @property
+    def xcom_key(self) -> str:
+        """The XCom key of the stored URL: Airflow 3's default, spelled out since 2.11's base class has none."""
+        return f"_link_{type(self).__name__}"
+
     @staticmethod
     def persist(context: Context, account_id: str, tunnel_id: str) -> None:
         """

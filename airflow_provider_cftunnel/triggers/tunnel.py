@@ -226,7 +226,7 @@ class TunnelPoller:
 
 async def _async_hook(conn_id: str) -> CloudflareHook:
     """A hook for ``conn_id``, its connection read without blocking the loop, with no retries inside."""
-    from airflow.providers.common.compat.connection import get_async_connection
+    from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 
     from airflow_provider_cftunnel.hooks.cloudflare import CloudflareCredentials, CloudflareHook
 
@@ -238,12 +238,7 @@ async def _async_hook(conn_id: str) -> CloudflareHook:
             "Define it (UI, CLI, secrets backend or AIRFLOW_CONN_* in the triggerer's environment).",
             transient=False,
         ) from None
-    try:
-        from airflow.providers.common.compat.connection import get_async_extra_dejson
-
-        extra = await get_async_extra_dejson(conn)
-    except ImportError:  # common-compat before 1.23
-        extra = await asyncio.to_thread(lambda: conn.extra_dejson)
+    extra = await get_async_extra_dejson(conn)  # conn.extra_dejson would block the loop on secret masking
     credentials = CloudflareCredentials.from_connection(conn, extra)
     return CloudflareHook.from_credentials(credentials, conn_id, max_retries=0, timeout=(10.0, 20.0))
 
