@@ -440,22 +440,26 @@ class CloudflareHook(BaseHook):
                 raise CloudflareConfigError(f"Invalid tunnel filter {key}={_show(value)}")
             params[key] = str(value).lower() if isinstance(value, bool) else str(value)
         params.setdefault("per_page", "100")
+        per_page = int(params["per_page"]) if params["per_page"].isdigit() else 0
         tunnels: list[Tunnel] = []
+        previous_ids: list[Any] = []
         for page in range(1, _MAX_PAGES + 1):
             envelope = self.request(path, params={**params, "page": str(page)})
             items = self._result_list(envelope, "tunnel")
+            ids = [item.get("id") for item in items]
+            if not items or ids == previous_ids:  # done, or a server that ignores `page`
+                break
             tunnels.extend(Tunnel.from_dict(item) for item in items)
+            previous_ids = ids
             info = envelope.get("result_info")
             info = info if isinstance(info, dict) else {}
-            total_pages = info.get("total_pages")
-            total_count = info.get("total_count")
-            if not items:
+            total_pages = info.get("total_pages") if _is_number(info.get("total_pages")) else None
+            total_count = info.get("total_count") if _is_number(info.get("total_count")) else None
+            if len(items) < per_page:  # a short page is the last one
                 break
-            if isinstance(total_pages, int) and page >= total_pages:
+            if total_pages is not None and page >= total_pages:
                 break
-            if isinstance(total_count, int) and len(tunnels) >= total_count:
-                break
-            if not isinstance(total_pages, int) and not isinstance(total_count, int):
+            if total_count is not None and len(tunnels) >= total_count:
                 break
         return tunnels
 
@@ -621,6 +625,10 @@ class CloudflareHook(BaseHook):
         if not isinstance(result, list) or not all(isinstance(item, dict) for item in result):
             raise CloudflareAPIError(f"Cloudflare API returned an unexpected {what} list: expected a list of objects")
         return result
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _error_class(status: int, codes: set[int]) -> type[CloudflareAPIError]:

@@ -6,7 +6,14 @@ and injected faults. Times are seconds since the simulator started (``at``), so 
 story: "the connector comes up after 3 s, loses two connections at 60 s and vanishes at 240 s".
 
 Every key is optional. A missing top-level key takes its default, so ``{}`` is the default scenario and
-``{"up_after": 0}`` is the default scenario with the connector ready at once.
+``{"up_after": 0}`` is the default scenario with the connector ready at once. The defaults: ``api_tokens``
+are the six tokens named by the ``*_API_TOKEN`` / ``DEFAULT_ACCOUNT_TOKEN`` constants below (user, account
+owned, disabled, expired, without tunnel read, restricted to :data:`OTHER_ACCOUNT_ID`); ``global_keys`` is
+one key (:data:`DEFAULT_GLOBAL_KEY_EMAIL`, :data:`DEFAULT_GLOBAL_KEY`); ``accounts`` is one account
+(:data:`DEFAULT_ACCOUNT_ID`) with one tunnel (:data:`DEFAULT_TUNNEL_ID`) and ``replicas`` connectors (the
+first :data:`DEFAULT_CONNECTOR_ID`). Inside ``accounts``, a connector without ``timeline`` or ``up_after``
+is up at once with 4 connections. :func:`normalize_scenario` fills in every default and rejects unknown keys;
+its output (also what ``--print-scenario`` prints) is itself a valid scenario.
 
 Format (JSON; comments are explanations, not part of the format)::
 

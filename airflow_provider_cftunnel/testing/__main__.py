@@ -1,0 +1,100 @@
+"""Command line: serve the local Cloudflare simulator until SIGTERM or SIGINT.
+
+``python -m airflow_provider_cftunnel.testing [--host 127.0.0.1] [--port 8787] [--scenario FILE]
+[--print-scenario] [--ready-file PATH]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from airflow_provider_cftunnel.testing.scenario import ScenarioError
+from airflow_provider_cftunnel.testing.server import CloudflareSimulator
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_provider_cftunnel.testing",
+        description="Serve a local imitation of Cloudflare's Tunnel API (under /client/v4) until SIGTERM/SIGINT.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; keep it local)")
+    parser.add_argument("--port", type=int, default=8787, help="port to bind; 0 picks a free one (default 8787)")
+    parser.add_argument("--scenario", metavar="FILE", help="JSON scenario file (default: the default scenario)")
+    parser.add_argument("--print-scenario", action="store_true", help="print the effective scenario as JSON and exit")
+    parser.add_argument(
+        "--ready-file",
+        metavar="PATH",
+        help="once listening, write JSON {base_url, pid, api_token, account_id, tunnel_id, connector_id, ...}",
+    )
+    return parser
+
+
+def _write_ready_file(path: str, sim: CloudflareSimulator) -> None:
+    info = {
+        "base_url": sim.base_url,
+        "control_url": sim.control_url,
+        "host": sim.host,
+        "port": sim.port,
+        "pid": os.getpid(),
+        "api_token": sim.api_token,
+        "account_token": sim.account_token,
+        "global_key_email": sim.global_key_email,
+        "global_key": sim.global_key,
+        "account_id": sim.account_id,
+        "tunnel_id": sim.tunnel_id,
+        "connector_id": sim.connector_id,
+    }
+    temporary = f"{path}.tmp{os.getpid()}"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(info, handle)
+    os.replace(temporary, path)  # readers never see a half-written file
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status.
+
+    :param argv: the arguments (default ``sys.argv[1:]``).
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        sim = CloudflareSimulator(args.scenario, host=args.host, port=args.port)
+    except (OSError, ScenarioError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.print_scenario:
+        print(json.dumps(sim.scenario, indent=2))
+        return 0
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        sim.start()
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if args.ready_file:
+            _write_ready_file(args.ready_file, sim)
+        print(f"Cloudflare simulator listening on {sim.base_url}", flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        sim.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

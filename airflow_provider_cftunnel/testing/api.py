@@ -1,0 +1,502 @@
+"""The simulated Cloudflare API itself: routing, authentication, answers and the emulated rate limit.
+
+:func:`CloudflareApi.handle` maps one request (method, path, query, headers) to a :class:`Response`; it
+knows nothing about sockets, faults or the request log, so it is cheap and easy to test.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from airflow_provider_cftunnel.testing.scenario import ACCOUNT_ID_RE, UUID_RE
+
+if TYPE_CHECKING:
+    from airflow_provider_cftunnel.testing.state import SimulatorState, Tunnel
+
+__all__ = ["API_PREFIX", "TUNNEL_STATUSES", "CloudflareApi", "RateLimiter", "Response", "error_body"]
+
+API_PREFIX = "/client/v4"
+TUNNEL_STATUSES = ("inactive", "degraded", "healthy", "down")
+JSON = "application/json"
+_GLOBAL_KEY_RE = re.compile(r"^[0-9a-f]{37}$")
+_MAX_PER_PAGE = 1000
+
+
+class Response(NamedTuple):
+    """One HTTP answer."""
+
+    status: int
+    body: bytes
+    content_type: str = JSON
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def dumps(obj: Any) -> bytes:
+    """Encode JSON compactly, as Cloudflare does.
+
+    :param obj: a JSON-ready object.
+    """
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def error_body(code: int, message: str, error_chain: list[dict[str, Any]] | None = None) -> bytes:
+    """Return the bytes of a Cloudflare error envelope with one error.
+
+    :param code: the Cloudflare error code.
+    :param message: its message.
+    :param error_chain: nested errors (``[{"code", "message"}]``), if any.
+    """
+    error: dict[str, Any] = {"code": code, "message": message}
+    if error_chain:
+        error["error_chain"] = error_chain
+    return dumps({"success": False, "errors": [error], "messages": [], "result": None})
+
+
+def error(status: int, code: int, message: str, error_chain: list[dict[str, Any]] | None = None) -> Response:
+    """Return an error :class:`Response`.
+
+    :param status: the HTTP status.
+    :param code: the Cloudflare error code.
+    :param message: its message.
+    :param error_chain: nested errors, if any.
+    """
+    return Response(status, error_body(code, message, error_chain))
+
+
+def ok(result: Any, result_info: dict[str, Any] | None = None, messages: list[Any] | None = None) -> Response:
+    """Return a 200 success envelope.
+
+    :param result: the ``result``.
+    :param result_info: pagination info, for lists.
+    :param messages: the ``messages`` list.
+    """
+    body: dict[str, Any] = {"success": True, "errors": [], "messages": messages or [], "result": result}
+    if result_info is not None:
+        body["result_info"] = result_info
+    return Response(200, dumps(body))
+
+
+def _bad_header(chain_code: int, chain_message: str) -> Response:
+    return error(400, 6003, "Invalid request headers", [{"code": chain_code, "message": chain_message}])
+
+
+_MISSING_AUTH = error(400, 9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")
+_AUTH_ERROR = error(403, 10000, "Authentication error")
+_INVALID_TOKEN = error(401, 1000, "Invalid API Token")
+_UNAUTHORIZED = error(403, 9109, "Unauthorized to access requested resource")
+_NO_ROUTE = error(404, 7000, "No route for that URI")
+_METHOD_NOT_ALLOWED = error(405, 7001, "Method not allowed for this endpoint")
+
+
+class Principal(NamedTuple):
+    """Who a request authenticated as: a known token, a Global API Key, or an unknown bearer token."""
+
+    token: dict[str, Any] | None
+    global_key: dict[str, Any] | None
+
+
+_UNKNOWN_TOKEN = Principal(None, None)
+
+
+class RateLimiter:
+    """Cloudflare's per-credential limit: ``requests`` per ``period`` seconds; going over locks the credential
+    out for ``period`` seconds. Uses the caller's clock (seconds since start).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: int | None = None
+        self.period = 300.0
+        self._windows: dict[str, deque[float]] = {}
+        self._locked_until: dict[str, float] = {}
+        #: how many 429 answers the emulated limit has served.
+        self.limited = 0
+
+    def configure(self, requests: int | None, period: float = 300.0) -> None:
+        """Turn the limit on (``requests`` per ``period`` s) or off (``requests=None``); forgets all counts.
+
+        :param requests: allowed requests per period and credential, or ``None`` to disable.
+        :param period: the window, and the lockout, in seconds.
+        """
+        if requests is not None and (isinstance(requests, bool) or not isinstance(requests, int) or requests < 1):
+            raise ValueError(f"requests must be a positive integer or None, got {requests!r}")
+        if period <= 0:
+            raise ValueError(f"period must be > 0, got {period!r}")
+        with self._lock:
+            self.requests = requests
+            self.period = float(period)
+            self._windows.clear()
+            self._locked_until.clear()
+
+    def reset(self) -> None:
+        """Forget every count and lockout (and the number of 429s served)."""
+        with self._lock:
+            self._windows.clear()
+            self._locked_until.clear()
+            self.limited = 0
+
+    def check(self, credential: str, now: float) -> float | None:
+        """Count a request; return ``None`` if allowed, else the seconds until the lockout ends.
+
+        :param credential: what identifies the caller (token or e-mail + key).
+        :param now: seconds since start.
+        """
+        limit = self.requests
+        if limit is None:
+            return None
+        with self._lock:
+            until = self._locked_until.get(credential)
+            if until is not None:
+                if now < until:
+                    self.limited += 1
+                    return until - now
+                del self._locked_until[credential]
+                self._windows.pop(credential, None)
+            window = self._windows.setdefault(credential, deque())
+            horizon = now - self.period
+            while window and window[0] <= horizon:
+                window.popleft()
+            if len(window) >= limit:
+                self._locked_until[credential] = now + self.period
+                window.clear()
+                self.limited += 1
+                return self.period
+            window.append(now)
+            return None
+
+
+class CloudflareApi:
+    """Answers ``/client/v4`` requests from a :class:`~airflow_provider_cftunnel.testing.state.SimulatorState`.
+
+    :param state: the world.
+    :param now: returns seconds since the simulator started.
+    :param wall_epoch: returns the POSIX time of the start.
+    """
+
+    def __init__(self, state: SimulatorState, now: Callable[[], float], wall_epoch: Callable[[], float]) -> None:
+        self.state = state
+        self.now = now
+        self.wall_epoch = wall_epoch
+        self._bodies: dict[tuple[str, str], tuple[tuple[Any, ...], Response]] = {}
+
+    # ---- auth -----------------------------------------------------------------------------------------
+
+    def authenticate(self, headers: Mapping[str, str]) -> Principal | Response:
+        """Identify the caller, or return the error Cloudflare sends for bad or missing credentials.
+
+        An unknown bearer token is not an error here (its error depends on the endpoint).
+
+        :param headers: request headers (case-insensitive mapping).
+        """
+        authorization = headers.get("Authorization")
+        if authorization is not None:
+            scheme, _, value = authorization.strip().partition(" ")
+            value = value.strip()
+            if scheme.lower() != "bearer" or not value or " " in value:
+                return _bad_header(6111, "Invalid format for Authorization header")
+            token = self.state.tokens.get(value)
+            if token is not None:
+                return Principal(token, None)
+            if value in self.state.global_key_values:
+                return _bad_header(6111, "Invalid format for Authorization header")
+            return _UNKNOWN_TOKEN
+        email = headers.get("X-Auth-Email")
+        key = headers.get("X-Auth-Key")
+        if not email or not key:
+            return _MISSING_AUTH
+        global_key = self.state.global_keys.get(email.strip().lower())
+        if global_key is not None and global_key["key"] == key.strip():
+            return Principal(None, global_key)
+        if "@" not in email:
+            return _bad_header(6102, "Invalid format for X-Auth-Email header")
+        if not _GLOBAL_KEY_RE.match(key.strip()):
+            return _bad_header(6103, "Invalid format for X-Auth-Key header")
+        return error(403, 9103, "Unknown X-Auth-Key or X-Auth-Email")
+
+    @staticmethod
+    def _allowed(principal: Principal, account_id: str) -> bool:
+        if principal.token is not None:
+            token = principal.token
+            if token["owner"] == "account":
+                return bool(token["account_id"] == account_id)
+            return token["accounts"] is None or account_id in token["accounts"]
+        assert principal.global_key is not None
+        accounts = principal.global_key["accounts"]
+        return accounts is None or account_id in accounts
+
+    # ---- dispatch -------------------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]) -> Response:
+        """Answer one API request.
+
+        :param method: the HTTP method.
+        :param path: the path including ``/client/v4``, without the query string.
+        :param query: query parameters (last value wins).
+        :param headers: request headers (case-insensitive mapping).
+        """
+        if not path.startswith(API_PREFIX + "/"):
+            return _NO_ROUTE
+        parts = path[len(API_PREFIX) + 1 :].split("/")
+        n = len(parts)
+        if parts[0] == "user":
+            if n == 1:
+                return self._guard(method, ("GET",)) or self._user(headers)
+            if n == 3 and parts[1] == "tokens" and parts[2] == "verify":
+                return self._guard(method, ("GET",)) or self._verify_user_token(headers)
+            return _NO_ROUTE
+        if parts[0] != "accounts" or n < 3:
+            return _NO_ROUTE
+        account_id = parts[1]
+        if n == 4 and parts[2] == "tokens" and parts[3] == "verify":
+            return self._guard(method, ("GET",)) or self._verify_account_token(headers, account_id, path)
+        if parts[2] != "cfd_tunnel":
+            return _NO_ROUTE
+        if n == 3:
+            return self._guard(method, ("GET",)) or self._account_call(
+                headers, account_id, path, lambda: self._list_tunnels(account_id, query)
+            )
+        tunnel_id = parts[3]
+        if n == 4:
+            return self._guard(method, ("GET",)) or self._account_call(
+                headers, account_id, path, lambda: self._get_tunnel(account_id, tunnel_id)
+            )
+        if n == 5 and parts[4] == "connections":
+            if method == "DELETE":
+                return self._account_call(
+                    headers, account_id, path, lambda: self._clean_connections(account_id, tunnel_id, query)
+                )
+            return self._guard(method, ("GET",)) or self._account_call(
+                headers, account_id, path, lambda: self._list_connectors(account_id, tunnel_id)
+            )
+        if n == 6 and parts[4] == "connectors":
+            connector_id = parts[5]
+            return self._guard(method, ("GET",)) or self._account_call(
+                headers, account_id, path, lambda: self._get_connector(account_id, tunnel_id, connector_id)
+            )
+        return _NO_ROUTE
+
+    @staticmethod
+    def _guard(method: str, allowed: tuple[str, ...]) -> Response | None:
+        return None if method in allowed else _METHOD_NOT_ALLOWED
+
+    def _account_call(
+        self, headers: Mapping[str, str], account_id: str, path: str, answer: Callable[[], Response]
+    ) -> Response:
+        principal = self.authenticate(headers)
+        if isinstance(principal, Response):
+            return principal
+        if principal.token is None and principal.global_key is None:
+            return _AUTH_ERROR
+        if principal.token is not None and principal.token["status"] != "active":
+            return _AUTH_ERROR
+        if not ACCOUNT_ID_RE.match(account_id):
+            return self._no_route_to(400, path)
+        if account_id not in self.state.accounts:
+            return self._no_route_to(404, path)
+        if not self._allowed(principal, account_id):
+            return _UNAUTHORIZED
+        if principal.token is not None and not principal.token["tunnel_read"]:
+            return _AUTH_ERROR
+        return answer()
+
+    @staticmethod
+    def _no_route_to(status: int, path: str) -> Response:
+        return error(status, 7003, f"Could not route to {path}, perhaps your object identifier is invalid?")
+
+    # ---- endpoints ------------------------------------------------------------------------------------
+
+    def _user(self, headers: Mapping[str, str]) -> Response:
+        principal = self.authenticate(headers)
+        if isinstance(principal, Response):
+            return principal
+        token = principal.token
+        if token is None and principal.global_key is None:
+            return _AUTH_ERROR
+        if token is not None:
+            if token["status"] != "active":
+                return _AUTH_ERROR
+            if token["owner"] == "account":
+                return _UNAUTHORIZED
+        user = self.state.user
+        return ok(
+            {
+                "id": user["id"],
+                "email": user["email"],
+                "first_name": "Simulated",
+                "last_name": "User",
+                "username": user["id"],
+                "telephone": None,
+                "country": None,
+                "zipcode": None,
+                "two_factor_authentication_enabled": False,
+                "two_factor_authentication_locked": False,
+                "has_pro_zones": False,
+                "has_business_zones": False,
+                "has_enterprise_zones": False,
+                "suspended": False,
+            }
+        )
+
+    @staticmethod
+    def _verify_result(token: dict[str, Any]) -> Response:
+        result = {"id": token["id"], "status": token["status"]}
+        if token["expires_on"] is not None:
+            result["expires_on"] = token["expires_on"]
+        if token["not_before"] is not None:
+            result["not_before"] = token["not_before"]
+        text = {
+            "active": "This API Token is valid and active",
+            "disabled": "This API Token is disabled",
+            "expired": "This API Token has expired",
+        }[token["status"]]
+        return ok(result, messages=[{"code": 10000, "message": text, "type": None}])
+
+    def _verify_user_token(self, headers: Mapping[str, str]) -> Response:
+        principal = self.authenticate(headers)
+        if isinstance(principal, Response):
+            return principal
+        token = principal.token
+        if token is None or token["owner"] != "user":
+            return _INVALID_TOKEN
+        return self._verify_result(token)
+
+    def _verify_account_token(self, headers: Mapping[str, str], account_id: str, path: str) -> Response:
+        principal = self.authenticate(headers)
+        if isinstance(principal, Response):
+            return principal
+        if not ACCOUNT_ID_RE.match(account_id):
+            return self._no_route_to(400, path)
+        token = principal.token
+        if token is None or token["owner"] != "account" or token["account_id"] != account_id:
+            return _INVALID_TOKEN
+        return self._verify_result(token)
+
+    def _list_tunnels(self, account_id: str, query: Mapping[str, str]) -> Response:
+        page = _positive_int(query.get("page", "1"))
+        if page is None:
+            return error(400, 1001, "page must be a positive integer")
+        per_page = _positive_int(query.get("per_page", "20"))
+        if per_page is None or per_page > _MAX_PER_PAGE:
+            return error(400, 1001, f"per_page must be an integer from 1 to {_MAX_PER_PAGE}")
+        status = query.get("status")
+        if status is not None and status not in TUNNEL_STATUSES:
+            return error(400, 1001, f"status must be one of {', '.join(TUNNEL_STATUSES)}")
+        is_deleted = query.get("is_deleted")
+        if is_deleted is not None and is_deleted.lower() not in ("true", "false"):
+            return error(400, 1001, "is_deleted must be true or false")
+        uuid = query.get("uuid")
+        if uuid is not None and not UUID_RE.match(uuid):
+            return error(400, 1001, "uuid must be a UUID")
+        name = query.get("name")
+        include_prefix = query.get("include_prefix")
+        exclude_prefix = query.get("exclude_prefix")
+        now, epoch = self.now(), self.wall_epoch()
+        legacy = self.state.legacy_tunnel_connections
+        with self.state.lock:
+            selected: list[Tunnel] = []
+            for tunnel in self.state.account_tunnels(account_id):
+                if name is not None and tunnel.name != name:
+                    continue
+                if uuid is not None and tunnel.id != uuid:
+                    continue
+                if is_deleted is not None and (tunnel.deleted_at is not None) != (is_deleted.lower() == "true"):
+                    continue
+                if include_prefix is not None and not tunnel.name.startswith(include_prefix):
+                    continue
+                if exclude_prefix is not None and tunnel.name.startswith(exclude_prefix):
+                    continue
+                if status is not None and tunnel.health(now).status != status:
+                    continue
+                selected.append(tunnel)
+            start = (page - 1) * per_page
+            result = [t.render(now, epoch, legacy_connections=legacy) for t in selected[start : start + per_page]]
+        total = len(selected)
+        return ok(
+            result,
+            result_info={
+                "page": page,
+                "per_page": per_page,
+                "count": len(result),
+                "total_count": total,
+                "total_pages": math.ceil(total / per_page),
+            },
+        )
+
+    def _find_tunnel(self, account_id: str, tunnel_id: str) -> Tunnel | Response:
+        if not UUID_RE.match(tunnel_id):
+            return error(400, 1001, f"Invalid tunnel id {tunnel_id!r}: must be a UUID")
+        try:
+            return self.state.tunnel(tunnel_id, account_id)
+        except KeyError:
+            return error(404, 1003, "Tunnel not found")
+
+    def _get_tunnel(self, account_id: str, tunnel_id: str) -> Response:
+        with self.state.lock:
+            tunnel = self._find_tunnel(account_id, tunnel_id)
+            if isinstance(tunnel, Response):
+                return tunnel
+            result = tunnel.render(
+                self.now(), self.wall_epoch(), legacy_connections=self.state.legacy_tunnel_connections
+            )
+        return self._ok_cached(("tunnel", tunnel_id), (result,), lambda: ok(result))
+
+    def _list_connectors(self, account_id: str, tunnel_id: str) -> Response:
+        with self.state.lock:
+            tunnel = self._find_tunnel(account_id, tunnel_id)
+            if isinstance(tunnel, Response):
+                return tunnel
+            clients = tunnel.clients(self.now(), self.wall_epoch())
+        count = len(clients)
+        info = {"page": 1, "per_page": count, "count": count, "total_count": count, "total_pages": 1}
+        return self._ok_cached(("connections", tunnel_id), tuple(clients), lambda: ok(clients, result_info=info))
+
+    def _get_connector(self, account_id: str, tunnel_id: str, connector_id: str) -> Response:
+        if not UUID_RE.match(connector_id):
+            return error(400, 1001, f"Invalid connector id {connector_id!r}: must be a UUID")
+        with self.state.lock:
+            tunnel = self._find_tunnel(account_id, tunnel_id)
+            if isinstance(tunnel, Response):
+                return tunnel
+            connector = tunnel.connectors.get(connector_id)
+            client = None if connector is None else connector.render(self.now(), self.wall_epoch())
+        if client is None:
+            return error(404, 1003, "Connector not found")
+        return self._ok_cached(("connector", connector_id), (client,), lambda: ok(client))
+
+    def _ok_cached(self, key: tuple[str, str], parts: tuple[Any, ...], build: Callable[[], Response]) -> Response:
+        """Reuse the encoded body while the rendered objects it was built from are the same objects.
+
+        Rendered objects are cached by the state and replaced, never mutated, when anything changes; the
+        cache holds them, so their identities cannot be reused by other objects meanwhile.
+        """
+        hit = self._bodies.get(key)
+        if hit is not None and len(hit[0]) == len(parts) and all(a is b for a, b in zip(hit[0], parts, strict=True)):
+            return hit[1]
+        response = build()
+        self._bodies[key] = (parts, response)
+        return response
+
+    def _clean_connections(self, account_id: str, tunnel_id: str, query: Mapping[str, str]) -> Response:
+        client_id = query.get("client_id")
+        if client_id is not None and not UUID_RE.match(client_id):
+            return error(400, 1001, "client_id must be a UUID")
+        with self.state.lock:
+            tunnel = self._find_tunnel(account_id, tunnel_id)
+            if isinstance(tunnel, Response):
+                return tunnel
+            self.state.clean_connections(tunnel.id, client_id, self.now())
+        return ok({})
+
+
+def _positive_int(text: str) -> int | None:
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if value >= 1 else None

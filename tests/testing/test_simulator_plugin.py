@@ -1,0 +1,104 @@
+"""The pytest plugin's fixtures, and the package's promise to stay light: stdlib only, no Airflow."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from typing import TYPE_CHECKING
+
+import pytest
+import requests
+
+if TYPE_CHECKING:
+    from airflow_provider_cftunnel.testing import CloudflareSimulator
+
+pytest_plugins = ["pytester"]
+
+
+def test_fixture_gives_a_running_default_simulator(cloudflare_simulator: CloudflareSimulator) -> None:
+    assert cloudflare_simulator.running
+    headers = {"Authorization": f"Bearer {cloudflare_simulator.api_token}"}
+    verify = requests.get(cloudflare_simulator.base_url + "/user/tokens/verify", headers=headers, timeout=5)
+    assert verify.json()["result"]["status"] == "active"
+    # the default scenario: the connector is not up yet (it comes up 3 s after start)
+    sim = cloudflare_simulator
+    path = f"/accounts/{sim.account_id}/cfd_tunnel/{sim.tunnel_id}/connectors/{sim.connector_id}"
+    assert requests.get(sim.base_url + path, headers=headers, timeout=5).status_code == 404
+
+
+@pytest.mark.cloudflare_scenario({"up_after": 0, "connections": 2})
+def test_marker_chooses_the_scenario(cloudflare_simulator: CloudflareSimulator) -> None:
+    sim = cloudflare_simulator
+    path = f"/accounts/{sim.account_id}/cfd_tunnel/{sim.tunnel_id}/connectors/{sim.connector_id}"
+    response = requests.get(sim.base_url + path, headers={"Authorization": f"Bearer {sim.api_token}"}, timeout=5)
+    assert len(response.json()["result"]["conns"]) == 2
+
+
+def test_factory_starts_independent_simulators(cloudflare_simulator_factory) -> None:  # type: ignore[no-untyped-def]
+    first = cloudflare_simulator_factory()
+    second = cloudflare_simulator_factory({"up_after": 0}, port=0)
+    assert first.running
+    assert second.running
+    assert first.port != second.port
+
+
+def test_fixtures_stop_their_simulators(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        textwrap.dedent(
+            """
+            import json
+
+            def test_uses_both(cloudflare_simulator, cloudflare_simulator_factory):
+                extra = cloudflare_simulator_factory({"up_after": 0})
+                with open("ports.json", "w") as handle:
+                    json.dump([cloudflare_simulator.port, extra.port], handle)
+                assert cloudflare_simulator.running and extra.running
+            """
+        )
+    )
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:asyncio")
+    result.assert_outcomes(passed=1)
+    ports = json.loads((pytester.path / "ports.json").read_text())
+    for port in ports:
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{port}/__simulator__/health", timeout=2)
+
+
+def run_python(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout
+
+
+def test_importing_the_package_loads_only_the_standard_library() -> None:
+    code = textwrap.dedent(
+        """
+        import json, sys
+        before = set(sys.modules)
+        import airflow_provider_cftunnel.testing
+        new = sorted(set(sys.modules) - before)
+        print(json.dumps(new))
+        """
+    )
+    new = json.loads(run_python(code))
+    third_party = [
+        name
+        for name in new
+        if name.split(".")[0] not in sys.stdlib_module_names and not name.startswith("airflow_provider_cftunnel")
+    ]
+    assert third_party == []
+    assert not any(name == "airflow" or name.startswith("airflow.") for name in new)
+
+
+def test_plugin_module_is_import_light() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        import airflow_provider_cftunnel.testing.pytest_plugin
+        heavy = [m for m in sys.modules if m == "airflow" or m.startswith("airflow.")
+                 or m == "airflow_provider_cftunnel.testing.server" or m == "requests"]
+        print(heavy)
+        """
+    )
+    assert run_python(code).strip() == "[]"
