@@ -11,18 +11,21 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 PIP_QUIET := 2>&1 | { grep -vE '^WARNING: Location .* is ignored' || true; }
 
-.PHONY: help install lint test test-fast demo clean
+BENCH_STAMP := $(VENV)/.installed-bench
+
+.PHONY: help install lint test demo bench clean
 
 help:
 	@echo "make demo   run the deploy gate and health check DAGs against the local Cloudflare simulator"
 	@echo "make test   lint (ruff, mypy) and run every test"
+	@echo "make bench  benchmarks; regenerates docs/benchmarks.md"
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is needed (python3.11, 3.12 or 3.13 on PATH)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip $(PIP_QUIET)
 	$(BIN)/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" -e '.[test]' $(PIP_QUIET)
-	@rm -f $(VENV)/.installed-*
+	@rm -f $(VENV)/.installed-[0-9]*
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -37,6 +40,13 @@ test: lint
 
 demo: install
 	$(BIN)/python scripts/demo.py
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,bench]' "apache-airflow==$(AIRFLOW_VERSION)" $(PIP_QUIET)
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) .airflow .mypy_cache .ruff_cache .pytest_cache
