@@ -8,8 +8,8 @@ import sys
 
 PROBE = """
 import json, sys
-import airflow.sdk  # what the DAG processor has loaded before it parses a DAG file
-from airflow.sdk import DAG
+# what the DAG processor has loaded before it parses a DAG file (airflow.sdk on 3.x, airflow.models on 2.x)
+from airflow.providers.common.compat.sdk import DAG, BaseOperator, BaseSensorOperator
 before = set(sys.modules)
 import airflow_provider_cftunnel.operators.tunnel
 import airflow_provider_cftunnel.sensors.tunnel

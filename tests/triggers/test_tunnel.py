@@ -39,7 +39,10 @@ class TestSerialize:
         )
 
     def test_round_trip_through_airflow_serde(self):
-        from airflow.sdk.serde import deserialize, serialize
+        try:
+            from airflow.sdk.serde import deserialize, serialize
+        except ImportError:  # Airflow 2.11
+            from airflow.serialization.serde import deserialize, serialize
 
         path, kwargs = make_trigger(connector_id=None).serialize()
         assert path == TRIGGER_PATH

@@ -1,0 +1,98 @@
+"""Provider registration and the connection form, read the way Airflow reads them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+from airflow_provider_cftunnel.get_provider_info import get_provider_info
+from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI
+
+
+def test_registered_under_the_airflow_entry_point():
+    (entry,) = [
+        e for e in entry_points(group="apache_airflow_provider") if e.value.startswith("airflow_provider_cftunnel")
+    ]
+    assert entry.value == "airflow_provider_cftunnel.get_provider_info:get_provider_info"
+    assert entry.load()() == get_provider_info()
+
+
+def test_provider_info():
+    info = get_provider_info()
+    assert info["package-name"] == "airflow-provider-cftunnel"
+    (conn_type,) = info["connection-types"]
+    assert conn_type["connection-type"] == "cloudflare"
+    assert conn_type["hook-class-name"] == "airflow_provider_cftunnel.hooks.cloudflare.CloudflareHook"
+    assert info["triggers"][0]["python-modules"] == ["airflow_provider_cftunnel.triggers.tunnel"]
+    assert info["extra-links"] == ["airflow_provider_cftunnel.operators.tunnel.CloudflareTunnelLink"]
+
+
+FORM_PROBE = """
+import json, warnings
+warnings.simplefilter("always")
+with warnings.catch_warnings(record=True) as caught:
+    from airflow.providers_manager import ProvidersManager
+    pm = ProvidersManager()
+    widgets = {k: v for k, v in pm.connection_form_widgets.items() if "cloudflare" in k}
+    behaviour = pm.field_behaviours.get("cloudflare")
+    hooks = pm.hooks
+    hook = hooks.get("cloudflare")
+def label(widget):
+    field = widget.field
+    if isinstance(field, dict):
+        return field["schema"].get("title")
+    return str(field.args[0]) if getattr(field, "args", None) else str(field.kwargs.get("label"))
+print(json.dumps({
+    "widgets": {k: {"label": label(v), "sensitive": v.is_sensitive} for k, v in widgets.items()},
+    "behaviour": behaviour,
+    "hook_class": hook.hook_class_name if hook else None,
+    "provider_warnings": [str(w.message) for w in caught if "cftunnel" in str(w.message) or "Cloudflare" in str(w.message)],
+}))
+"""
+
+
+def test_connection_form_as_the_ui_reads_it(tmp_path):
+    env = AirflowCLI(tmp_path, tmp_path).env()
+    result = subprocess.run([sys.executable, "-c", FORM_PROBE], env=env, capture_output=True, text=True, check=True)
+    form = json.loads(result.stdout.strip().splitlines()[-1])
+    assert form["hook_class"] == "airflow_provider_cftunnel.hooks.cloudflare.CloudflareHook"
+    assert form["widgets"]["extra__cloudflare__account_id"] == {"label": "Account ID", "sensitive": False}
+    relabeling = form["behaviour"]["relabeling"]
+    assert relabeling == {
+        "password": "API Token",
+        "login": "Email (legacy Global API Key auth only)",
+        "host": "API base URL",
+    }
+    # the token lives in the password field, which the form always masks; it must stay visible and relabelled
+    assert "password" not in form["behaviour"]["hidden_fields"]
+    assert set(form["behaviour"]["hidden_fields"]) == {"schema", "port"}
+    assert form["provider_warnings"] == []
+
+
+def test_airflow_connections_test(tmp_path, cloudflare_simulator_factory):
+    sim = cloudflare_simulator_factory({"up_after": 0})
+    env = {**sim.airflow_env(), "AIRFLOW__CORE__TEST_CONNECTION": "Enabled"}
+    cli = AirflowCLI(tmp_path / "home", tmp_path, env)
+    cli.migrate()
+    ok = cli.run("connections", "test", "cloudflare_default")
+    assert ok.returncode == 0, ok.stdout[-2000:]
+    assert "Connection success!" in ok.stdout
+    assert [r.path for r in sim.requests] == [
+        "/client/v4/user/tokens/verify",
+        f"/client/v4/accounts/{sim.account_id}/cfd_tunnel",
+    ]
+    assert sim.api_token not in ok.stdout
+
+    wrong = {
+        "conn_type": "cloudflare",
+        "host": sim.base_url,
+        "password": "wrong-token-for-cli-test",
+        "extra": {"account_id": sim.account_id},
+    }
+    cli.extra_env["AIRFLOW_CONN_CLOUDFLARE_DEFAULT"] = json.dumps(wrong)
+    failed = cli.run("connections", "test", "cloudflare_default")
+    assert "Connection failed!" in failed.stdout
+    assert "Invalid API Token" in failed.stdout or "HTTP 401" in failed.stdout
+    assert "wrong-token-for-cli-test" not in failed.stdout
