@@ -6,6 +6,8 @@ SHELL := /bin/bash
 
 PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
 AIRFLOW_VERSION ?= 3.3.2
+# extra requirements for one Airflow line, e.g. pins its own dependencies need (see .ci/run)
+AIRFLOW_PINS ?=
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
@@ -13,7 +15,7 @@ PIP_QUIET := 2>&1 | { grep -vE '^WARNING: Location .* is ignored' || true; }
 
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: help install lint test demo bench clean
+.PHONY: help install lint test pytest demo bench clean
 
 help:
 	@echo "make demo   run the deploy gate and health check DAGs against the local Cloudflare simulator"
@@ -24,7 +26,7 @@ $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is needed (python3.11, 3.12 or 3.13 on PATH)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip $(PIP_QUIET)
-	$(BIN)/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" -e '.[test]' $(PIP_QUIET)
+	$(BIN)/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" $(AIRFLOW_PINS) -e '.[test]' $(PIP_QUIET)
 	@rm -f $(VENV)/.installed-[0-9]*
 	@touch $(STAMP)
 
@@ -35,7 +37,9 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint pytest
+
+pytest: install
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
 demo: install

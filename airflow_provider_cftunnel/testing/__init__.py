@@ -8,7 +8,7 @@ rest of the provider. Three ways in:
   plugin, registered as ``cftunnel_simulator``);
 * ``python -m airflow_provider_cftunnel.testing --port 8787 [--scenario FILE]``.
 
-See ``README.md`` beside this file, :mod:`~airflow_provider_cftunnel.testing.scenario` for the scenario
+See ``docs/simulator.md`` in the repository, :mod:`~airflow_provider_cftunnel.testing.scenario` for the scenario
 format and :mod:`~airflow_provider_cftunnel.testing.faults` for fault injection.
 """
 
