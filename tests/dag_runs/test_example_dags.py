@@ -15,17 +15,9 @@ import pytest
 from airflow_provider_cftunnel.operators.tunnel import CloudflareTunnelLink, tunnel_dashboard_url
 from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI
 
-EXAMPLE_DAGS = Path(__file__).resolve().parents[1] / "example_dags"
+EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
-
-
-@pytest.fixture(scope="session")
-def airflow_home(tmp_path_factory) -> Path:
-    """One migrated AIRFLOW_HOME for the session (migration takes a few seconds)."""
-    home = tmp_path_factory.mktemp("airflow-home")
-    AirflowCLI(home, EXAMPLE_DAGS).migrate()
-    return home
 
 
 def cli_for(airflow_home: Path, sim, **env: str) -> AirflowCLI:
@@ -65,7 +57,7 @@ def bring_up_after_first_poll(sim, delay: float) -> threading.Thread:
 
     def run() -> None:
         deadline = time.monotonic() + 120
-        while not sim.requests and time.monotonic() < deadline:
+        while not sim.requests_matching(sim.tunnel_id) and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(delay)
         sim.set_connector(live=4)
