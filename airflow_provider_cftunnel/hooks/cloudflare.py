@@ -330,9 +330,8 @@ class CloudflareHook(BaseHook):
         """The connection's credentials, read once (the first call that needs them)."""
         if self._preset_credentials is not None:
             return self._preset_credentials
-        credentials = CloudflareCredentials.from_connection(self.get_connection(self.cloudflare_conn_id))
-        _mask(credentials.secret)
-        return credentials
+        # Airflow masks the connection's password in logs when it reads the connection.
+        return CloudflareCredentials.from_connection(self.get_connection(self.cloudflare_conn_id))
 
     def get_conn(self) -> requests.Session:
         """The hook's ``requests.Session``, with auth, User-Agent, retries and proxy settings."""
@@ -702,13 +701,3 @@ def _describe_transport_error(error: requests.exceptions.RequestException, url: 
         f"Could not reach the Cloudflare API at {target} ({reason}), after retries. "
         "Check the network, any proxy, and the connection's API base URL (host field)."
     )
-
-
-def _mask(secret: str) -> None:
-    """Register a secret with Airflow's log masker, where there is one."""
-    try:
-        from airflow.providers.common.compat.sdk import mask_secret
-
-        mask_secret(secret)
-    except Exception:  # masking is best-effort: never fail a call because of it
-        pass
