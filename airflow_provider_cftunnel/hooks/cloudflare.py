@@ -177,13 +177,24 @@ class CloudflareCredentials:
                 f"Connection {conn_id!r}: the login field is only for the account email of legacy Global "
                 "API Key auth, and it does not look like an email. Leave it empty to use an API token."
             )
+        try:
+            raw_requests, raw_period = _extra(extra, "rate_limit_requests"), _extra(extra, "rate_limit_period")
+            requests_allowed = DEFAULT_RATE_LIMIT_REQUESTS if raw_requests is None else int(raw_requests)
+            period = DEFAULT_RATE_LIMIT_PERIOD if raw_period is None else float(raw_period)
+        except (TypeError, ValueError):
+            requests_allowed, period = 0, 0.0
+        if requests_allowed < 1 or not period > 0:
+            raise CloudflareConfigError(
+                f"Connection {conn_id!r}: rate_limit_requests must be a whole number >= 1 and rate_limit_period "
+                "a number of seconds > 0 (Cloudflare's limit: 1200 per 300)."
+            )
         return cls(
             secret=secret,
             email=login,
             account_id=_extra(extra, "account_id"),
             base_url=_base_url(conn),
-            rate_limit_requests=int(_extra(extra, "rate_limit_requests") or DEFAULT_RATE_LIMIT_REQUESTS),
-            rate_limit_period=float(_extra(extra, "rate_limit_period") or DEFAULT_RATE_LIMIT_PERIOD),
+            rate_limit_requests=requests_allowed,
+            rate_limit_period=period,
         )
 
     def headers(self) -> dict[str, str]:

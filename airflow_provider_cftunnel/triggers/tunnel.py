@@ -201,6 +201,9 @@ class TunnelPoller:
                 except CloudflareAPIError as error:
                     outcome = PollOutcome(error=error, at=time.time())
                     self._failures += 1 if error.is_transient else 0
+                except Exception as error:  # a bug must not leave every subscriber waiting in silence
+                    message = f"Unexpected error while polling tunnel {self.key[2]}: {type(error).__name__}"
+                    outcome = PollOutcome(error=CloudflareAPIError(message, transient=False), at=time.time())
                 async with self._changed:
                     self.latest = outcome
                     self.rounds += 1

@@ -55,6 +55,14 @@ class TestCredentials:
         credentials = CloudflareHook().credentials
         assert (credentials.rate_limit_requests, credentials.rate_limit_period) == (600, 60.0)
 
+    @pytest.mark.parametrize(
+        "extra", [{"rate_limit_requests": "many"}, {"rate_limit_requests": 0}, {"rate_limit_period": -1}]
+    )
+    def test_bad_rate_limit_is_a_clear_error(self, set_connection, extra):
+        set_connection(password=TOKEN, extra=extra)
+        with pytest.raises(CloudflareConfigError, match="rate_limit_requests must be a whole number"):
+            _ = CloudflareHook().credentials
+
     def test_no_secret_in_repr(self, set_connection):
         set_connection(login="ops@example.com", password="global-key-123", extra={"account_id": ACCOUNT_ID})
         hook = CloudflareHook()

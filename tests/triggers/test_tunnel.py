@@ -174,6 +174,23 @@ class TestEvents:
         assert event.payload["status"] == "error"
         assert "no_such_connection" in event.payload["message"]
 
+    async def test_bad_connection_settings_are_an_error_event(self, sim, set_connection):
+        set_connection(password=sim.api_token, host=sim.base_url, extra={"rate_limit_requests": "lots"})
+        event = await first_event(sim_trigger(sim))
+        assert event.payload["status"] == "error"
+        assert "rate_limit_requests must be a whole number" in event.payload["message"]
+
+    async def test_an_unexpected_error_ends_every_waiting_trigger(self, sim, monkeypatch):
+        from airflow_provider_cftunnel.hooks.cloudflare import CloudflareHook
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("bug")
+
+        monkeypatch.setattr(CloudflareHook, "list_tunnel_connectors", broken)
+        events = await asyncio.gather(first_event(sim_trigger(sim)), first_event(sim_trigger(sim, min_connections=1)))
+        assert [e.payload["status"] for e in events] == ["error", "error"]
+        assert "Unexpected error while polling tunnel" in events[0].payload["message"]
+
 
 class TestEventLoop:
     async def test_a_slow_answer_never_holds_up_the_loop(self, sim):
