@@ -11,6 +11,7 @@ The readiness rule shared by the sensor (poke mode) and its trigger (deferrable 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,55 @@ from typing import Any
 import pendulum
 from pendulum import DateTime
 
-__all__ = ["Tunnel", "TunnelConnection", "TunnelConnector", "find_ready_connector"]
+from airflow_provider_cftunnel.exceptions import CloudflareConfigError
+
+__all__ = [
+    "Tunnel",
+    "TunnelConnection",
+    "TunnelConnector",
+    "find_ready_connector",
+    "validate_account_id",
+    "validate_uuid",
+]
+
+_ACCOUNT_ID_RE = re.compile(r"[0-9a-fA-F]{32}")
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def validate_account_id(account_id: Any) -> str:
+    """
+    Check that ``account_id`` is a Cloudflare account id (32 hex characters) and return it.
+
+    :param account_id: The value to check.
+    :raises CloudflareConfigError: When it is anything else.
+    """
+    if isinstance(account_id, str) and _ACCOUNT_ID_RE.fullmatch(account_id):
+        return account_id.lower()
+    raise CloudflareConfigError(
+        f"Invalid Cloudflare account id {_show(account_id)}: expected 32 hexadecimal characters, as in "
+        "the dashboard URL https://dash.cloudflare.com/<account_id>."
+    )
+
+
+def validate_uuid(value: Any, what: str) -> str:
+    """
+    Check that ``value`` is a UUID (as Cloudflare's tunnel and connector ids are) and return it.
+
+    :param value: The value to check.
+    :param what: Its name in the error message, e.g. ``"tunnel_id"``.
+    :raises CloudflareConfigError: When it is anything else.
+    """
+    if isinstance(value, str) and _UUID_RE.fullmatch(value):
+        return value.lower()
+    raise CloudflareConfigError(
+        f"Invalid {what} {_show(value)}: expected a UUID such as 'c1744f8b-faa1-48a4-9e5c-02ac921467fa'."
+    )
+
+
+def _show(value: Any) -> str:
+    """A short, printable rendering of a bad input value."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _str(value: Any) -> str | None:

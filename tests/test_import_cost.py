@@ -53,3 +53,13 @@ def test_provider_info_imports_only_the_standard_library():
         if m.split(".")[0] not in sys.stdlib_module_names and not m.startswith("airflow_provider_cftunnel")
     ]
     assert outside == []
+
+
+def test_trigger_module_leaves_the_http_stack_to_a_thread():
+    """The triggerer imports the trigger class on its event loop: that import must not load requests."""
+    probe = (
+        "import sys, json; import airflow_provider_cftunnel.triggers.tunnel; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('requests', 'urllib3'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == []

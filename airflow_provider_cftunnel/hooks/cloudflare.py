@@ -27,7 +27,7 @@ from airflow_provider_cftunnel.exceptions import (
     CloudflareNotFoundError,
     CloudflareRateLimitError,
 )
-from airflow_provider_cftunnel.models import Tunnel, TunnelConnector
+from airflow_provider_cftunnel.models import Tunnel, TunnelConnector, _show, validate_account_id, validate_uuid
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Connection
@@ -50,47 +50,9 @@ DEFAULT_RATE_LIMIT_REQUESTS = 1200
 DEFAULT_RATE_LIMIT_PERIOD = 300.0
 
 TUNNEL_READ_PERMISSION = '"Cloudflare Tunnel Read" (Account > Cloudflare Tunnel > Read)'
-_ACCOUNT_ID_RE = re.compile(r"[0-9a-fA-F]{32}")
-_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+")
 _MAX_MESSAGE = 200
 _MAX_PAGES = 1000
-
-
-def validate_account_id(account_id: Any) -> str:
-    """
-    Check that ``account_id`` is a Cloudflare account id (32 hex characters) and return it.
-
-    :param account_id: The value to check.
-    :raises CloudflareConfigError: When it is anything else.
-    """
-    if isinstance(account_id, str) and _ACCOUNT_ID_RE.fullmatch(account_id):
-        return account_id.lower()
-    raise CloudflareConfigError(
-        f"Invalid Cloudflare account id {_show(account_id)}: expected 32 hexadecimal characters, as in "
-        "the dashboard URL https://dash.cloudflare.com/<account_id>."
-    )
-
-
-def validate_uuid(value: Any, what: str) -> str:
-    """
-    Check that ``value`` is a UUID (as Cloudflare's tunnel and connector ids are) and return it.
-
-    :param value: The value to check.
-    :param what: Its name in the error message, e.g. ``"tunnel_id"``.
-    :raises CloudflareConfigError: When it is anything else.
-    """
-    if isinstance(value, str) and _UUID_RE.fullmatch(value):
-        return value.lower()
-    raise CloudflareConfigError(
-        f"Invalid {what} {_show(value)}: expected a UUID such as 'c1744f8b-faa1-48a4-9e5c-02ac921467fa'."
-    )
-
-
-def _show(value: Any) -> str:
-    """A short, printable rendering of a bad input value."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class CloudflareRetry(Retry):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib
 import random
 import time
 import weakref
@@ -35,7 +36,12 @@ from airflow_provider_cftunnel.exceptions import (
     CloudflareRateLimitError,
     means_not_ready,
 )
-from airflow_provider_cftunnel.models import TunnelConnector, find_ready_connector
+from airflow_provider_cftunnel.models import (
+    TunnelConnector,
+    find_ready_connector,
+    validate_account_id,
+    validate_uuid,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_cftunnel.hooks.cloudflare import CloudflareCredentials, CloudflareHook
@@ -231,7 +237,9 @@ async def _async_hook(conn_id: str) -> CloudflareHook:
     """A hook for ``conn_id``, its connection read without blocking the loop, with no retries inside."""
     from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 
-    from airflow_provider_cftunnel.hooks.cloudflare import CloudflareCredentials, CloudflareHook
+    # The hook module loads requests and urllib3: import it off the loop (once per process; cached after).
+    hooks = await asyncio.to_thread(importlib.import_module, "airflow_provider_cftunnel.hooks.cloudflare")
+    CloudflareCredentials, CloudflareHook = hooks.CloudflareCredentials, hooks.CloudflareHook
 
     try:
         conn = await get_async_connection(conn_id)
@@ -281,6 +289,20 @@ class CloudflareTunnelConnectorTrigger(BaseTrigger):
         self.cloudflare_conn_id = cloudflare_conn_id
         self.poll_interval = poll_interval
 
+    def _describe_wait(self, connectors: list[TunnelConnector]) -> str:
+        """What the trigger is still waiting for, for its log."""
+        need = f"needs {self.min_connections} live"
+        if self.connector_id is not None:
+            mine = [c for c in connectors if (c.id or "").lower() == self.connector_id.lower()]
+            if not mine:
+                return f"not ready: connector {self.connector_id} not registered yet"
+            return f"not ready: connector {self.connector_id} has {len(mine[0].active_connections)} live, {need}"
+        if not connectors:
+            return "not ready: no connector registered"
+        counts = ", ".join(f"{c.id} has {len(c.active_connections)}" for c in connectors[:5])
+        more = f" and {len(connectors) - 5} more" if len(connectors) > 5 else ""
+        return f"not ready: no connector has {self.min_connections} live ({counts}{more})"
+
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """The trigger's class path and plain-data keyword arguments (no secret among them)."""
         return (
@@ -297,8 +319,6 @@ class CloudflareTunnelConnectorTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Wait on the tunnel's shared poller until a connector is ready or an error ends the wait."""
-        from airflow_provider_cftunnel.hooks.cloudflare import validate_account_id, validate_uuid
-
         try:
             key = (
                 self.cloudflare_conn_id,
@@ -325,10 +345,7 @@ class CloudflareTunnelConnectorTrigger(BaseTrigger):
                     if ready is not None:
                         yield TriggerEvent({"status": "success", "connector": ready.to_dict()})
                         return
-                    state = "not ready: " + (
-                        ", ".join(f"{c.id} has {len(c.active_connections)} live" for c in outcome.connectors)
-                        or "no connector registered"
-                    )
+                    state = self._describe_wait(outcome.connectors)
                 if state != last_state:
                     self.log.info("Tunnel %s %s", self.tunnel_id, state)
                     last_state = state

@@ -262,3 +262,26 @@ class TestSharedPolling:
         # without the budget: 8 tunnels x 10 polls/s = ~160 requests; with it at most 12 per 2 s window
         assert 8 <= len(times) <= 13
         assert sim.rate_limited_count == 0
+
+
+class TestWaitingLog:
+    def test_names_the_connector_it_waits_for(self):
+        from airflow_provider_cftunnel.models import TunnelConnector
+
+        others = [TunnelConnector.from_dict({"id": "other", "conns": [{"is_pending_reconnect": False}] * 4})]
+        trigger = make_trigger(connector_id=CONNECTOR_ID, min_connections=2)
+        assert trigger._describe_wait(others) == f"not ready: connector {CONNECTOR_ID} not registered yet"
+        mine = TunnelConnector.from_dict({"id": CONNECTOR_ID, "conns": [{"is_pending_reconnect": False}]})
+        assert (
+            trigger._describe_wait([*others, mine]) == f"not ready: connector {CONNECTOR_ID} has 1 live, needs 2 live"
+        )
+
+    def test_whole_tunnel(self):
+        from airflow_provider_cftunnel.models import TunnelConnector
+
+        trigger = make_trigger(connector_id=None, min_connections=3)
+        assert trigger._describe_wait([]) == "not ready: no connector registered"
+        many = [TunnelConnector.from_dict({"id": f"c{i}", "conns": []}) for i in range(7)]
+        assert trigger._describe_wait(many) == (
+            "not ready: no connector has 3 live (c0 has 0, c1 has 0, c2 has 0, c3 has 0, c4 has 0 and 2 more)"
+        )
