@@ -4,6 +4,9 @@ import json
 
 import pytest
 
+# The secret-leak guard runs for every test of the suite (see tests/leak_guard.py).
+pytest_plugins = ["tests.leak_guard"]
+
 ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
 TUNNEL_ID = "c1744f8b-faa1-48a4-9e5c-02ac921467fa"
 CONNECTOR_ID = "1bedc50d-42b3-473c-b108-ff3d10c0d925"
@@ -12,9 +15,15 @@ TOKEN = "unit-test-token-Zq8vXk2P"
 
 @pytest.fixture
 def set_connection(monkeypatch):
-    """Define an Airflow connection in the environment: ``set_connection(conn_id="x", **fields)``."""
+    """Define an Airflow connection in the environment: ``set_connection(conn_id="x", **fields)``.
+
+    Its password is registered with the leak guard: the test fails if it appears in any output.
+    """
+
+    from tests.leak_guard import register_secret
 
     def _set(conn_id: str = "cloudflare_default", **fields) -> None:
+        register_secret(fields.get("password"))
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "cloudflare", **fields}))
 
     return _set
@@ -22,7 +31,14 @@ def set_connection(monkeypatch):
 
 @pytest.fixture
 def ready_sim(cloudflare_simulator_factory, monkeypatch):
-    """A simulator whose connector is up at once, set as connection ``cloudflare_default`` (API token)."""
+    """A simulator whose connector is up at once, set as connection ``cloudflare_default`` (API token).
+
+    Its credentials are registered with the leak guard.
+    """
+    from tests.leak_guard import register_secret
+
     sim = cloudflare_simulator_factory({"up_after": 0})
+    for secret in (sim.api_token, sim.account_token, sim.global_key):
+        register_secret(secret)
     monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_DEFAULT", sim.connection_json())
     return sim
