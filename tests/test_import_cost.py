@@ -56,10 +56,11 @@ def test_provider_info_imports_only_the_standard_library():
 
 
 def test_trigger_module_leaves_the_http_stack_to_a_thread():
-    """The triggerer imports the trigger class on its event loop: that import must not load requests."""
+    """The triggerer imports the trigger class on its event loop: that import must not add requests."""
     probe = (
-        "import sys, json; import airflow_provider_cftunnel.triggers.tunnel; "
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('requests', 'urllib3'))))"
+        "import sys, json; import airflow.triggers.base; "
+        "before = set(sys.modules); import airflow_provider_cftunnel.triggers.tunnel; "
+        "print(json.dumps(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in ('requests', 'urllib3'))))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.strip().splitlines()[-1]) == []

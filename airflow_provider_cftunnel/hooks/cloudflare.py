@@ -529,7 +529,7 @@ class CloudflareHook(BaseHook):
                 status_code=status,
                 transient=status >= 500 or 200 <= status < 300,
             )
-        errors = [e for e in envelope.get("errors") or [] if isinstance(e, dict)]
+        errors = [e for e in _list(envelope.get("errors")) if isinstance(e, dict)]
         if 200 <= status < 300 and envelope.get("success") is not False:
             return envelope
         codes = {e["code"] for e in errors if isinstance(e.get("code"), int)}
@@ -599,6 +599,11 @@ class CloudflareHook(BaseHook):
         return result
 
 
+def _list(value: Any) -> list[Any]:
+    """``value`` if it is a list, else an empty one (Cloudflare's lists may come as anything, or not at all)."""
+    return value if isinstance(value, list) else []
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -621,7 +626,7 @@ def _format_errors(status: int, errors: list[dict[str, Any]]) -> str:
     parts = []
     for error in errors[:3]:
         text = f"Cloudflare API error {_code(error)} (HTTP {status}): {_message(error)}"
-        chain = [e for e in error.get("error_chain") or [] if isinstance(e, dict)]
+        chain = [e for e in _list(error.get("error_chain")) if isinstance(e, dict)]
         if chain:
             text += " [" + "; ".join(f"{_code(e)}: {_message(e)}" for e in chain[:3]) + "]"
         parts.append(text)

@@ -24,6 +24,7 @@ import importlib
 import random
 import time
 import weakref
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -52,6 +53,8 @@ __all__ = ["CloudflareTunnelConnectorTrigger", "RequestBudget", "TunnelPoller"]
 MAX_BACKOFF = 300.0
 #: Requests one credential may send back to back before the budget spaces them out.
 BUDGET_BURST = 10
+#: The share of a token's rate limit one triggerer process spends (headroom for jitter and other users).
+BUDGET_SHARE = 0.9
 
 
 class RequestBudget:
@@ -75,6 +78,7 @@ class RequestBudget:
         self.spacing = period / max(1, requests - self.burst)
         self._tolerance = self.spacing * (self.burst - 1)
         self._next = 0.0
+        self._sent: deque[float] = deque()
         self.granted = 0
         self.waited = 0.0
 
@@ -87,11 +91,25 @@ class RequestBudget:
         return max(0.0, arrival - self._tolerance - now)
 
     async def acquire(self) -> None:
-        """Wait for this credential's next request slot."""
+        """
+        Wait for this credential's next slot, then until the last ``period`` seconds really hold fewer than
+        ``requests`` sends: slots spread the requests out; the check of real send times holds the limit even
+        when the event loop stalled and overdue slots come due together.
+        """
         delay = self.reserve()
         if delay > 0:
             self.waited += delay
             await asyncio.sleep(delay)
+        while True:
+            now = time.monotonic()
+            while self._sent and self._sent[0] <= now - self.period:
+                self._sent.popleft()
+            if len(self._sent) < self.requests:
+                self._sent.append(now)
+                return
+            wait = self._sent[0] + self.period - now
+            self.waited += wait
+            await asyncio.sleep(wait)
 
 
 @dataclass
@@ -155,8 +173,9 @@ class TunnelPoller:
         budgets = cls._budgets.setdefault(asyncio.get_running_loop(), {})
         budget = budgets.get(fingerprint)
         if budget is None:
+            # a share of the limit: the token's other users (dashboard, workers, other triggerers) need some too
             budget = budgets[fingerprint] = RequestBudget(
-                credentials.rate_limit_requests, credentials.rate_limit_period
+                max(1, int(credentials.rate_limit_requests * BUDGET_SHARE)), credentials.rate_limit_period
             )
         return budget
 

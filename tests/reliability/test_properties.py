@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests_mock
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_cftunnel.exceptions import CloudflareAPIError, CloudflareConfigError
@@ -193,27 +193,9 @@ def _raw(value: Any) -> Any:
 @given(data=st.data())
 def test_any_json_in_an_envelope_gives_a_typed_error_or_the_data(endpoint: str, data: st.DataObject) -> None:
     status, body = data.draw(answers(endpoint))
-    # Until bug 1 is fixed: `errors` and `error_chain` stay lists (or absent); the bug's own test is below.
-    assume(not isinstance(body, dict) or well_formed_errors(body))
     check_answer(endpoint, status, body)
 
 
-def well_formed_errors(body: dict[str, Any]) -> bool:
-    errors = body.get("errors")
-    if errors is None:
-        return True
-    if not isinstance(errors, list):
-        return False
-    return all(not isinstance(e, dict) or isinstance(e.get("error_chain"), list | None) for e in errors)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug 1 (docs/reliability.md): an envelope whose `errors` (or an error's `error_chain`) is not a list "
-        "raises TypeError out of the hook instead of being read as no error details"
-    ),
-)
 @pytest.mark.parametrize(
     "body",
     [
