@@ -128,7 +128,7 @@ class RequestRecord:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
-    request_queue_size = 128
+    request_queue_size = 4096  # a fleet of per-sensor clients connects all at once
 
     def __init__(self, address: tuple[str, int], sim: CloudflareSimulator) -> None:
         self.sim = sim

@@ -1,0 +1,491 @@
+"""Benchmark 3: a triggerer's fleet of deferred sensors, N triggers on M = N/20 tunnels in one event loop.
+
+Each measurement is one fresh fleet process (one asyncio loop, as a triggerer runs its triggers) against a
+fresh simulator process whose M tunnels have no connector yet. Two fleets, side by side at each N:
+
+* ``shared``: N ``CloudflareTunnelConnectorTrigger`` (this provider): the triggers of one tunnel share one
+  ``TunnelPoller``, one request to the tunnel's ``/connections`` per poll interval;
+* ``per_sensor``: N ``airflow.providers.http.triggers.http.HttpSensorTrigger`` (the generic HTTP sensor's
+  trigger, unmodified), each polling its connector's ``/connectors/{id}`` on its own until it stops
+  answering 404.
+
+A fleet process creates its N triggers (20 per tunnel, each waiting for its tunnel's connector) and runs
+each one's ``run()`` as a task, as the triggerer does. Phases: warm-up (until the first poll round reached
+the simulator, then 1.5 intervals), then a measured window of a few poll intervals with nothing ready (CPU
+time of the fleet process, requests the simulator logged, event-loop lag), then the driver brings every
+tunnel's connector up through the simulator's control endpoint, noting the time per tunnel, and the fleet
+process notes when each trigger yields its event (readiness latency). Memory is measured in separate, shorter
+runs under ``tracemalloc`` (peak Python heap from creating the triggers to the end of the warm-up), since
+tracing slows the process too much for the timed runs; those runs report the resident set's growth instead.
+
+The shared fleet's connection sets ``rate_limit_requests`` high so that the request budget does not space
+its polls in the scaling runs; a separate pair of runs keeps the defaults (1,200 requests per 300 s, as
+Cloudflare) with the simulator emulating Cloudflare's limit, to show polls slowing down instead of 429s.
+
+Run alone: ``.venv/bin/python bench/fleet.py [--sizes 10,100,1000] [--interval 2]``; the fleet process is
+this file with ``--child CONFIG``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from common import PYTHON, ROOT, WORK_DIR, SimProcess, cpu_seconds, http_json, log, loopback_env, median, percentile
+
+ACCOUNT_ID = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+SENSORS_PER_TUNNEL = 20
+HTTP_CONN_ID = "cfsim_http"
+CF_LIMIT_REQUESTS = 1200
+CF_LIMIT_PERIOD = 300.0
+_NS = uuid.UUID("6c0a5d3e-8a61-4d4e-9d3c-2f1b0e9a7c55")
+
+
+def tunnel_ids(m: int) -> list[str]:
+    return [str(uuid.uuid5(_NS, f"tunnel-{i}")) for i in range(m)]
+
+
+def connector_ids(m: int) -> list[str]:
+    return [str(uuid.uuid5(_NS, f"connector-{i}")) for i in range(m)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the fleet process
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _rss_kib() -> dict[str, int]:
+    out = {}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                out[line.split(":")[0]] = int(line.split()[1])
+    except OSError:
+        pass
+    return out
+
+
+async def _fleet(cfg: dict[str, Any]) -> dict[str, Any]:
+    import tracemalloc
+
+    n, m, interval = cfg["n"], cfg["m"], cfg["interval"]
+    tunnels, connectors = cfg["tunnels"], cfg["connectors"]
+    per_tunnel = max(1, n // m)
+    control = cfg["control_url"]
+    loop = asyncio.get_running_loop()
+
+    if cfg["mode"] == "shared":
+        from airflow_provider_cftunnel.triggers.tunnel import CloudflareTunnelConnectorTrigger, TunnelPoller
+
+        def make(i: int) -> Any:
+            t = min(i // per_tunnel, m - 1)
+            return CloudflareTunnelConnectorTrigger(
+                tunnel_id=tunnels[t],
+                account_id=ACCOUNT_ID,
+                connector_id=connectors[t],
+                min_connections=1,
+                poll_interval=interval,
+            )
+    else:
+        from airflow.providers.http.triggers.http import HttpSensorTrigger
+
+        TunnelPoller = None
+
+        def make(i: int) -> Any:
+            t = min(i // per_tunnel, m - 1)
+            return HttpSensorTrigger(
+                endpoint=f"accounts/{ACCOUNT_ID}/cfd_tunnel/{tunnels[t]}/connectors/{connectors[t]}",
+                http_conn_id=HTTP_CONN_ID,
+                method="GET",
+                poke_interval=interval,
+            )
+
+    fired: list[float | None] = [None] * n
+    payloads: dict[str, int] = {}
+
+    async def watch(i: int, trigger: Any) -> None:
+        async for event in trigger.run():
+            payload = event.payload
+            kind = payload.get("status", "?") if isinstance(payload, dict) else repr(payload)
+            payloads[kind] = payloads.get(kind, 0) + 1
+            if kind in ("success", "True"):  # the provider's success event; HttpSensorTrigger's TriggerEvent(True)
+                fired[i] = time.time()
+            return
+
+    lags: list[float] = []
+
+    async def ticker() -> None:  # how late the loop wakes a 50 ms sleeper: the loop's responsiveness
+        while True:
+            start = loop.time()
+            await asyncio.sleep(0.05)
+            lags.append(loop.time() - start - 0.05)
+
+    # What every triggerer has loaded after its first trigger of each kind ran: imports and the connection
+    # lookup are done once per process, not per trigger, so they stay out of the per-trigger figures.
+    if cfg["mode"] == "shared":
+        import airflow_provider_cftunnel.hooks.cloudflare
+        import airflow_provider_cftunnel.models  # noqa: F401
+    else:
+        import tenacity  # noqa: F401
+    from airflow.providers.common.compat.connection import get_async_connection
+
+    await get_async_connection("cloudflare_default" if cfg["mode"] == "shared" else HTTP_CONN_ID)
+    gc.collect()
+    rss_before = _rss_kib()
+    if cfg["trace"]:
+        tracemalloc.start()
+        traced_before = tracemalloc.get_traced_memory()[0]
+    created_at = time.time()
+
+    # Each tunnel's sensors defer together (one deploy, one DAG run); the tunnels' start times are spread
+    # evenly over one interval, as DAG runs defer at different moments.
+    async def start(i: int) -> None:
+        await asyncio.sleep(min(i // per_tunnel, m - 1) / m * interval)
+        await watch(i, make(i))
+
+    tasks = [asyncio.create_task(start(i)) for i in range(n)]
+    # Warm-up: until the fleet's first round reached the simulator (one request per tunnel, or per sensor),
+    # then `warmup` more intervals, so that the window sees the steady state.
+    first_round = m if cfg["mode"] == "shared" else n
+    give_up = time.monotonic() + cfg["first_round_timeout"]
+    while time.monotonic() < give_up:
+        health = await asyncio.to_thread(http_json, "GET", control + "/health")
+        if health["requests"] >= first_round:
+            break
+        await asyncio.sleep(0.1)
+    first_round_s = time.time() - created_at
+    await asyncio.sleep(cfg["warmup"] * interval)
+    traced_peak = traced_now = None
+    if cfg["trace"]:
+        traced_now, peak = tracemalloc.get_traced_memory()
+        traced_peak = peak - traced_before
+        traced_now -= traced_before
+        tracemalloc.stop()
+    if cfg["memory_only"]:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return {
+            "n": n,
+            "m": m,
+            "mode": cfg["mode"],
+            "interval": interval,
+            "first_round_s": first_round_s,
+            "traced_peak_bytes": traced_peak,
+            "traced_after_warmup_bytes": traced_now,
+            "rss_before_kib": rss_before,
+            "rss_after_kib": _rss_kib(),
+        }
+    await asyncio.sleep(0.25 * interval)
+
+    tick = asyncio.create_task(ticker())
+    print("WINDOW", flush=True)
+    t0, c0 = time.time(), time.process_time()
+    await asyncio.sleep(cfg["window"] * interval)
+    t1, c1 = time.time(), time.process_time()
+    window_lags = list(lags)
+    pollers = len(TunnelPoller.active()) if TunnelPoller is not None else None
+    rss_after = _rss_kib()
+    log_records = await asyncio.to_thread(http_json, "GET", control + "/requests", None, 120.0)
+    print("FLIP", flush=True)  # the driver brings the connectors up now
+
+    pending = [t for t in tasks if not t.done()]
+    if pending:
+        await asyncio.wait(pending, timeout=cfg["deadline"])
+    t_end = time.time()
+    tick.cancel()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, tick, return_exceptions=True)
+
+    in_window = [r for r in log_records if t0 <= r["time"] < t1]
+    statuses: dict[str, int] = {}
+    for r in in_window:
+        statuses[str(r["status"])] = statuses.get(str(r["status"]), 0) + 1
+    return {
+        "n": n,
+        "m": m,
+        "mode": cfg["mode"],
+        "interval": interval,
+        "created_at": created_at,
+        "window": [t0, t1],
+        "cpu_s": c1 - c0,
+        "requests_in_window": len(in_window),
+        "statuses_in_window": statuses,
+        "distinct_paths_in_window": len({r["path"] for r in in_window}),
+        "requests_before_window": sum(1 for r in log_records if r["time"] < t0),
+        "traced_peak_bytes": traced_peak,
+        "traced_after_warmup_bytes": traced_now,
+        "rss_before_kib": rss_before,
+        "rss_after_kib": rss_after,
+        "loop_lag_ms": {
+            "median": median(window_lags) * 1e3,
+            "p99": percentile(window_lags, 0.99) * 1e3,
+            "max": max(window_lags, default=float("nan")) * 1e3,
+        },
+        "pollers": pollers,
+        "first_round_s": first_round_s,
+        "fired": fired,
+        "events": payloads,
+        "ended": t_end,
+    }
+
+
+def child_main(config_path: str) -> None:
+    cfg = json.loads(Path(config_path).read_text())
+    os.environ.update(cfg["env"])
+    result = asyncio.run(_fleet(cfg))
+    Path(cfg["result_path"]).write_text(json.dumps(result))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the driver
+# ---------------------------------------------------------------------------------------------------------
+
+
+def run_fleet(
+    mode: str,
+    n: int,
+    interval: float,
+    *,
+    window: float = 3.0,
+    warmup: float = 1.5,
+    cloudflare_limit: bool = False,
+    default_budget: bool = False,
+    deadline: float | None = None,
+    memory_only: bool = False,
+) -> dict[str, Any]:
+    """One fleet process against one simulator process; returns the measurements."""
+    m = max(1, n // SENSORS_PER_TUNNEL)
+    tunnels, connectors = tunnel_ids(m), connector_ids(m)
+    scenario: dict[str, Any] = {
+        "accounts": [
+            {
+                "id": ACCOUNT_ID,
+                "tunnels": [{"id": t, "name": f"bench-{i}", "connectors": []} for i, t in enumerate(tunnels)],
+            }
+        ]
+    }
+    if cloudflare_limit:
+        scenario["rate_limit"] = {"requests": CF_LIMIT_REQUESTS, "period": CF_LIMIT_PERIOD}
+    tag = f"{mode}-{n}{'-cflimit' if cloudflare_limit else ''}{'-memory' if memory_only else ''}"
+    WORK_DIR.mkdir(exist_ok=True)
+    with SimProcess(scenario, log_name=f"simulator-fleet-{tag}") as sim:
+        extra = {} if default_budget else {"rate_limit_requests": 10**9, "rate_limit_period": 1}
+        http_conn = json.dumps(
+            {
+                "conn_type": "http",
+                "host": sim.info["base_url"],
+                "extra": {"Authorization": f"Bearer {sim.info['api_token']}"},
+            }
+        )
+        cfg = {
+            "mode": mode,
+            "n": n,
+            "m": m,
+            "interval": interval,
+            "warmup": warmup,
+            "window": window,
+            "deadline": deadline if deadline is not None else 3 * interval + 10,
+            "trace": memory_only,
+            "memory_only": memory_only,
+            "first_round_timeout": 60.0,
+            "tunnels": tunnels,
+            "connectors": connectors,
+            "control_url": sim.info["control_url"],
+            "result_path": str(WORK_DIR / f"fleet-{tag}.json"),
+            "env": loopback_env(
+                {
+                    "AIRFLOW_CONN_CLOUDFLARE_DEFAULT": sim.connection(**extra),
+                    f"AIRFLOW_CONN_{HTTP_CONN_ID.upper()}": http_conn,
+                }
+            ),
+        }
+        config_path = WORK_DIR / f"fleet-{tag}.config.json"
+        config_path.write_text(json.dumps(cfg))
+        with open(WORK_DIR / f"fleet-{tag}.log", "wb") as child_log:
+            child = subprocess.Popen(
+                [PYTHON, str(Path(__file__).resolve()), "--child", str(config_path)],
+                stdout=subprocess.PIPE,
+                stderr=child_log,
+                cwd=ROOT,
+                env=loopback_env(),
+            )
+            try:
+                assert child.stdout is not None
+                sim_cpu: list[float] = []
+                ready_at: list[float] = []
+                log_lines = 0  # Airflow's default logging writes to stdout: the triggers' log lines end here
+                for raw in child.stdout:
+                    line = raw.decode(errors="replace").strip()
+                    if line not in ("WINDOW", "FLIP"):
+                        log_lines += 1
+                    if line == "WINDOW":
+                        sim_cpu.append(cpu_seconds(sim.pid))
+                    elif line == "FLIP":
+                        sim_cpu.append(cpu_seconds(sim.pid))
+                        for t, c in zip(tunnels, connectors, strict=True):
+                            ready_at.append(time.time())
+                            sim.control("POST", "/connectors", {"tunnel_id": t, "connector_id": c, "live": 4})
+                code = child.wait(timeout=600)
+            finally:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+        if code != 0:
+            raise RuntimeError(f"fleet process {tag} exited with {code}; see {child_log.name}")
+        limited = sim.control("GET", "/health")
+        if os.environ.get("BENCH_DUMP_REQUESTS"):
+            records = sim.control("GET", "/requests")
+            (WORK_DIR / f"fleet-{tag}.requests.json").write_text(json.dumps({"ready_at": ready_at, "log": records}))
+    result = json.loads(Path(cfg["result_path"]).read_text())
+    if memory_only:
+        result["peak_bytes_per_trigger"] = result["traced_peak_bytes"] / n
+        return result
+    per_tunnel = max(1, n // m)
+    latencies = []
+    for i, when in enumerate(result.pop("fired")):
+        if when is not None:
+            latencies.append(when - ready_at[min(i // per_tunnel, m - 1)])
+    t0, t1 = result["window"]
+    seconds = t1 - t0
+    intervals_in_window = seconds / interval
+    result.update(
+        {
+            "default_budget": default_budget,
+            "cloudflare_limit": cloudflare_limit,
+            "requests_per_interval": result["requests_in_window"] / intervals_in_window,
+            "requests_per_second": result["requests_in_window"] / seconds,
+            "cpu_ms_per_interval": result["cpu_s"] * 1e3 / intervals_in_window,
+            "cpu_share_of_core": result["cpu_s"] / seconds,
+            # CPU to check one sensor once: a shared request answers every sensor of its tunnel
+            "cpu_us_per_sensor_check": result["cpu_s"]
+            * 1e6
+            / max(1, result["requests_in_window"] * (per_tunnel if mode == "shared" else 1)),
+            "expected_per_interval": m if mode == "shared" else n,
+            "sim_cpu_share_of_core": (sim_cpu[1] - sim_cpu[0]) / seconds if len(sim_cpu) == 2 else None,
+            "fired_count": len(latencies),
+            "latency_s": {
+                "median": median(latencies),
+                "p95": percentile(latencies, 0.95),
+                "max": max(latencies, default=float("nan")),
+            },
+            "ready_spread_s": (ready_at[-1] - ready_at[0]) if ready_at else 0.0,
+            "log_lines": log_lines,
+            "sim_requests_total": limited.get("requests"),
+        }
+    )
+    before, after = result["rss_before_kib"].get("VmRSS"), result["rss_after_kib"].get("VmHWM")
+    if before and after:
+        result["rss_delta_bytes_per_trigger"] = (after - before) * 1024 / n
+    # kept its interval: every expected request of the window was made (5% slack for phase)
+    result["kept_up"] = result["requests_per_interval"] >= 0.95 * result["expected_per_interval"]
+    result["achieved_interval_s"] = (
+        interval * result["expected_per_interval"] / result["requests_per_interval"]
+        if result["requests_per_interval"]
+        else float("inf")
+    )
+    return result
+
+
+def run(
+    sizes: list[int],
+    per_sensor_cap: int,
+    interval: float,
+    window: float,
+    memory_sizes: list[int],
+    budget_n: int | None,
+    budget_window: float,
+) -> dict[str, Any]:
+    runs: list[dict[str, Any]] = []
+    for k, n in enumerate(sizes):
+        modes = ["shared", "per_sensor"] if n <= per_sensor_cap else ["shared"]
+        if k % 2:
+            modes.reverse()  # neither fleet always runs first
+        for mode in modes:
+            started = time.monotonic()
+            r = run_fleet(mode, n, interval, window=window)
+            log(
+                f"fleet {mode:10s} N={n:5d} M={r['m']:4d}: {r['requests_per_interval']:7.1f} req/interval, "
+                f"{r['cpu_ms_per_interval']:7.1f} ms CPU/interval, "
+                f"RSS {r.get('rss_delta_bytes_per_trigger', 0) / 1024:6.1f} KiB/trigger, "
+                f"latency median {r['latency_s']['median']:.2f} s max {r['latency_s']['max']:.2f} s, "
+                f"loop lag max {r['loop_lag_ms']['max']:.0f} ms, "
+                f"fired {r['fired_count']}/{n} ({time.monotonic() - started:.0f} s)"
+            )
+            runs.append(r)
+    memory_runs: list[dict[str, Any]] = []
+    for n in memory_sizes:
+        for mode in ("shared", "per_sensor"):
+            r = run_fleet(mode, n, interval, memory_only=True)
+            log(f"fleet {mode:10s} N={n:5d} traced peak {r['traced_peak_bytes'] / 2**20:.1f} MiB")
+            memory_runs.append(r)
+    budget_runs: list[dict[str, Any]] = []
+    if budget_n:
+        m = max(1, budget_n // SENSORS_PER_TUNNEL)
+        for mode in ("shared", "per_sensor"):
+            started = time.monotonic()
+            r = run_fleet(
+                mode,
+                budget_n,
+                interval,
+                window=budget_window / interval,
+                warmup=0.0,
+                cloudflare_limit=True,
+                default_budget=True,
+                # a round of the budgeted fleet takes about M / 4 s (Cloudflare's 4 requests/s): wait for one
+                deadline=m / 3 + interval + 3,
+            )
+            log(
+                f"fleet {mode:10s} N={budget_n} with Cloudflare's limit: {r['requests_in_window']} requests in "
+                f"{budget_window:.0f} s, 429s {r['statuses_in_window'].get('429', 0)}, fired {r['fired_count']}"
+                f"/{budget_n} ({time.monotonic() - started:.0f} s)"
+            )
+            budget_runs.append(r)
+    return {
+        "interval": interval,
+        "window_intervals": window,
+        "sensors_per_tunnel": SENSORS_PER_TUNNEL,
+        "per_sensor_cap": per_sensor_cap,
+        "runs": runs,
+        "memory_runs": memory_runs,
+        "budget_runs": budget_runs,
+        "budget_n": budget_n,
+        "budget_window_s": budget_window,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", default="10,100,1000")
+    parser.add_argument("--per-sensor-cap", type=int, default=2000)
+    parser.add_argument("--interval", type=float, default=2.0)
+    parser.add_argument("--window", type=float, default=3.0, help="measured window, in poll intervals")
+    parser.add_argument("--memory-sizes", default="100,1000")
+    parser.add_argument("--budget-n", type=int, default=0, help="N of the runs under Cloudflare's limit (0: skip)")
+    parser.add_argument("--budget-window", type=float, default=20.0)
+    args = parser.parse_args()
+    if args.child:
+        child_main(args.child)
+        return
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    memory_sizes = [int(s) for s in args.memory_sizes.split(",") if s]
+    results = run(
+        sizes, args.per_sensor_cap, args.interval, args.window, memory_sizes, args.budget_n, args.budget_window
+    )
+    (WORK_DIR / "fleet.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    main()
