@@ -365,15 +365,17 @@ def targets_table(results: dict[str, Any]) -> tuple[list[str], list[str]]:
     fleet = results.get("fleet")
     if fleet:
         shared = fleet_runs(fleet, "shared")
-        exact = [r for r in shared if round(r["requests_per_interval"]) == r["m"]]
+        # one request per tunnel per interval, within 5 %: a poll round that straddles the window's edge is
+        # counted in one window or the next, so a window can hold slightly fewer than M
+        exact = [r for r in shared if 0.95 * r["m"] <= r["requests_per_interval"] <= 1.05 * r["m"]]
         worst = max(shared, key=lambda r: abs(r["requests_per_interval"] - r["m"]) / r["m"])
         ok = len(exact) == len(shared)
         rows.append(
             (
                 "3",
                 "upstream requests per poll interval: M (tunnels), not N (sensors)",
-                f"M at {len(exact)} of {len(shared)} sizes (N {shared[0]['n']:,} to {shared[-1]['n']:,}); "
-                f"worst {worst['requests_per_interval']:.1f} for M = {worst['m']}",
+                f"M (within 5 %) at {len(exact)} of {len(shared)} sizes (N {shared[0]['n']:,} to "
+                f"{shared[-1]['n']:,}); furthest {worst['requests_per_interval']:.1f} for M = {worst['m']}",
                 _verdict(ok),
             )
         )
