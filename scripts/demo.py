@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -97,8 +98,7 @@ def _short(line: str) -> str:
     text = line.strip()
     if text[:4].isdigit() and "] " in text:
         text = text.split("] ", 1)[1]
-    if " [airflow" in text:
-        text = text.split(" [airflow", 1)[0]
+    text = re.split(r"\s{2,}\[|\s\[airflow", text, maxsplit=1)[0]  # structlog's logger and key-value tail
     return text[:220]
 
 
