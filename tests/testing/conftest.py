@@ -32,3 +32,15 @@ def make_client(session: requests.Session) -> Callable[[CloudflareSimulator], Cl
         return Client(sim, session)
 
     return make
+
+
+@pytest.fixture
+def sim(cloudflare_simulator_factory, clock: FakeClock) -> CloudflareSimulator:
+    """A simulator whose connector is up at once, on a fake clock the test drives."""
+    return cloudflare_simulator_factory({"up_after": 0}, clock=clock)
+
+
+@pytest.fixture
+def client(sim: CloudflareSimulator, make_client) -> Client:
+    """A client of ``sim`` with its default token."""
+    return make_client(sim)

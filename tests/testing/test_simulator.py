@@ -39,16 +39,6 @@ def start_time(sim: CloudflareSimulator) -> datetime:
     return datetime.fromtimestamp(sim._wall_epoch, UTC)
 
 
-@pytest.fixture
-def sim(cloudflare_simulator_factory, clock: FakeClock) -> CloudflareSimulator:
-    return cloudflare_simulator_factory({"up_after": 0}, clock=clock)
-
-
-@pytest.fixture
-def client(sim: CloudflareSimulator, make_client) -> Client:
-    return make_client(sim)
-
-
 # ---- endpoints --------------------------------------------------------------------------------------------
 
 

@@ -13,16 +13,6 @@ if TYPE_CHECKING:
     from tests.testing.sim_helpers import Client, FakeClock
 
 
-@pytest.fixture
-def sim(cloudflare_simulator_factory, clock: FakeClock) -> CloudflareSimulator:
-    return cloudflare_simulator_factory({"up_after": 0}, clock=clock)
-
-
-@pytest.fixture
-def client(sim: CloudflareSimulator, make_client) -> Client:
-    return make_client(sim)
-
-
 # ---- the request log ----------------------------------------------------------------------------------------
 
 

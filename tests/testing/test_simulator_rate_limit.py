@@ -13,16 +13,6 @@ from airflow_provider_cftunnel.testing import (
 from tests.testing.sim_helpers import Client, FakeClock, assert_error
 
 
-@pytest.fixture
-def sim(cloudflare_simulator_factory, clock: FakeClock) -> CloudflareSimulator:
-    return cloudflare_simulator_factory({"up_after": 0}, clock=clock)
-
-
-@pytest.fixture
-def client(sim: CloudflareSimulator, make_client) -> Client:
-    return make_client(sim)
-
-
 def test_off_by_default(sim: CloudflareSimulator, client: Client) -> None:
     assert sim.scenario["rate_limit"] is None
     assert {client.get(client.connector_path()).status_code for _ in range(60)} == {200}
