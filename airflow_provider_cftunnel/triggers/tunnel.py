@@ -10,7 +10,8 @@ So triggers do not poll on their own:
   single-flight and keyed by the running loop.
 * Every poller of one credential draws from one :class:`RequestBudget` per loop, which spaces requests so the
   whole process stays under the token's limit (from the connection's ``extra``: ``rate_limit_requests`` per
-  ``rate_limit_period`` seconds, default 1,200 per 300). Polls slow down instead of drawing 429 lockouts.
+  ``rate_limit_period`` seconds, default 1,200 per 300; it spends 90 % of that, leaving headroom for the token's
+  other users). Polls slow down instead of drawing 429 lockouts.
 
 The HTTP call itself is the hook's, run with ``asyncio.to_thread`` so the loop is never blocked, with no
 retries inside (the poller's own backoff, which honours ``Retry-After``, replaces them).
@@ -62,7 +63,9 @@ class RequestBudget:
     Spaces one credential's requests so that no window of ``period`` seconds holds more than ``requests``.
 
     A generic cell rate algorithm: up to ``burst`` requests may go at once, then one every
-    ``period / (requests - burst)`` seconds. Callers reserve a slot in order and sleep until it comes.
+    ``period / (requests - burst)`` seconds. Callers reserve a slot in order and sleep until it comes; before a
+    request goes, the real send times of the last ``period`` seconds are checked (a sliding window), so a stalled
+    event loop cannot push more than ``requests`` into one window.
 
     :param requests: Requests allowed per period (Cloudflare: 1,200).
     :param period: The window, in seconds (Cloudflare: 300).
