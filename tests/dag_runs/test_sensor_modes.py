@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,15 @@ DAGS = Path(__file__).with_name("dags")
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
+AIRFLOW_3_0 = version("apache-airflow").startswith("3.0.")
+
+
+@pytest.mark.xfail(
+    AIRFLOW_3_0,
+    strict=False,
+    reason="Airflow 3.0's task SDK can hand BaseSensorOperator the first reschedule date as a string, and its "
+    "reschedule-mode run_duration() then raises TypeError (datetime - str) on the second poke: Airflow's bug",
+)
 
 def test_reschedule_mode_and_soft_fail(airflow_home, cloudflare_simulator_factory):
     sim = cloudflare_simulator_factory({"up_after": 3600})
