@@ -23,7 +23,6 @@ AIRFLOW_3_0 = version("apache-airflow").startswith("3.0.")
     reason="Airflow 3.0's task SDK can hand BaseSensorOperator the first reschedule date as a string, and its "
     "reschedule-mode run_duration() then raises TypeError (datetime - str) on the second poke: Airflow's bug",
 )
-
 def test_reschedule_mode_and_soft_fail(airflow_home, cloudflare_simulator_factory):
     sim = cloudflare_simulator_factory({"up_after": 3600})
     never = sim.add_tunnel(name="never-up")
