@@ -17,6 +17,8 @@ __all__ = [
     "CloudflareConfigError",
     "CloudflareNotFoundError",
     "CloudflareRateLimitError",
+    "error_from_event",
+    "error_to_event",
     "means_not_ready",
 ]
 
@@ -128,3 +130,64 @@ def means_not_ready(error: CloudflareAPIError) -> bool:
     if isinstance(error, CloudflareNotFoundError):
         return not {7000, 7003} & set(error.codes)
     return not isinstance(error, CloudflareAuthError | CloudflareConfigError) and error.is_transient
+
+
+_ERROR_TYPES: dict[str, type[CloudflareAPIError]] = {
+    cls.__name__: cls
+    for cls in (
+        CloudflareAPIError,
+        CloudflareAuthError,
+        CloudflareConfigError,
+        CloudflareNotFoundError,
+        CloudflareRateLimitError,
+    )
+}
+
+
+def error_to_event(error: CloudflareAPIError) -> dict[str, Any]:
+    """
+    A trigger's error event for ``error``: plain JSON that keeps the error's kind, status and codes.
+
+    :func:`error_from_event` turns it back into the same typed exception, so a deferred task fails the way
+    its poke mode would (``CloudflareAuthError`` stays ``CloudflareAuthError``).
+
+    :param error: The error that ended the wait. Its message names no secret (the hook redacts them).
+    """
+    return {
+        "status": "error",
+        "message": str(error),
+        "error": {
+            "type": type(error).__name__ if type(error).__name__ in _ERROR_TYPES else "CloudflareAPIError",
+            "status_code": error.status_code if isinstance(error.status_code, int) else None,
+            "errors": [
+                {"code": e["code"], "message": str(e.get("message", ""))}
+                for e in error.errors
+                if isinstance(e.get("code"), int)
+            ],
+            "transient": error.is_transient,
+        },
+    }
+
+
+def error_from_event(event: dict[str, Any]) -> CloudflareAPIError:
+    """
+    The typed error an error event (from :func:`error_to_event`) describes.
+
+    Events of older triggers carry only a ``message``: they give a plain :class:`CloudflareAPIError`.
+
+    :param event: A trigger event payload with ``"status": "error"``.
+    """
+    message = event.get("message")
+    message = message if isinstance(message, str) and message else "unknown error"
+    details = event.get("error")
+    details = details if isinstance(details, dict) else {}
+    cls = _ERROR_TYPES.get(str(details.get("type")), CloudflareAPIError)
+    status_code = details.get("status_code")
+    errors = details.get("errors")
+    transient = details.get("transient")
+    return cls(
+        message,
+        status_code=status_code if isinstance(status_code, int) and not isinstance(status_code, bool) else None,
+        errors=[e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else None,
+        transient=transient if isinstance(transient, bool) else None,
+    )

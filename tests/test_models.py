@@ -32,7 +32,7 @@ CONNECTOR = {
 
 
 def connector(live: int, pending: int = 0, connector_id: str = "c") -> TunnelConnector:
-    conns = [{"is_pending_reconnect": False}] * live + [{"is_pending_reconnect": True}] * pending
+    conns = [{"is_pending_reconnect": False, "colo_name": "dfw01"}] * live + [{"is_pending_reconnect": True}] * pending
     return TunnelConnector.from_dict({"id": connector_id, "conns": conns})
 
 
