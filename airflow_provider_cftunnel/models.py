@@ -34,6 +34,7 @@ __all__ = [
     "find_ready_connector",
     "live_summary",
     "parse_started_after",
+    "show_value",
     "validate_account_id",
     "validate_uuid",
 ]
@@ -77,10 +78,17 @@ def validate_uuid(value: Any, what: str) -> str:
     )
 
 
-def _show(value: Any) -> str:
-    """A short, printable rendering of a bad input value."""
+def show_value(value: Any) -> str:
+    """
+    A short, printable rendering of a bad input value, for error messages (at most 60 characters).
+
+    :param value: The value to show.
+    """
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+_show = show_value
 
 
 def _str(value: Any) -> str | None:
