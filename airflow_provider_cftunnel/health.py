@@ -3,12 +3,12 @@
 Cloudflare keeps each tunnel's health in its ``status`` (``healthy``, ``degraded``, ``down``, ``inactive``), and
 the tunnel list endpoint answers for up to 1,000 tunnels in one request, with filters applied by Cloudflare. So a
 fleet check costs one request per 1,000 selected tunnels, plus one ``connections`` request for each tunnel whose
-verdict depends on its connectors, which :meth:`~airflow_provider_cftunnel.models.HealthRule.needs_connectors`
+verdict depends on its connectors, which :meth:`~airflow_provider_cftunnel.rules.HealthRule.needs_connectors`
 decides (never with the default rule). Checking 1,500 tunnels with the default rule costs 2 requests.
 
 The health operator (scheduled checks) and the health event trigger (changes as they happen) both call
 :func:`check_tunnel_health`; the verdict on each tunnel is the one rule in
-:class:`~airflow_provider_cftunnel.models.HealthRule`. Importing this module loads no HTTP library.
+:class:`~airflow_provider_cftunnel.rules.HealthRule`. Importing this module loads no HTTP library.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cftunnel.exceptions import CloudflareConfigError, CloudflareNotFoundError
-from airflow_provider_cftunnel.models import HealthRule, Tunnel, TunnelHealth, show_value, validate_uuid
+from airflow_provider_cftunnel.models import Tunnel, show_value, validate_uuid
+from airflow_provider_cftunnel.rules import HealthRule, TunnelHealth
 
 if TYPE_CHECKING:
     from airflow_provider_cftunnel.hooks.cloudflare import CloudflareHook

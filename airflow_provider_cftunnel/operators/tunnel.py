@@ -13,6 +13,8 @@ from urllib.parse import quote
 
 from airflow.providers.common.compat.sdk import BaseOperator, BaseOperatorLink, XCom
 
+from airflow_provider_cftunnel.hooks import check_hook_params, hook_kwargs
+
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context, TaskInstanceKey
 
@@ -74,6 +76,8 @@ class CloudflareTunnelConnectorOperator(BaseOperator):
     :param connector_id: The connector's UUID (new each time ``cloudflared`` starts). Templated.
     :param account_id: The account id; defaults to the connection's ``extra.account_id``. Templated.
     :param cloudflare_conn_id: The Airflow connection of type ``cloudflare`` to use.
+    :param hook_params: Keyword arguments of :class:`~airflow_provider_cftunnel.hooks.cloudflare.CloudflareHook`
+        (``timeout``, ``max_retries``, ``backoff_factor``, ``max_retry_after``).
     """
 
     template_fields: Sequence[str] = ("tunnel_id", "connector_id", "account_id")
@@ -87,6 +91,7 @@ class CloudflareTunnelConnectorOperator(BaseOperator):
         connector_id: str,
         account_id: str | None = None,
         cloudflare_conn_id: str = "cloudflare_default",
+        hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -94,13 +99,14 @@ class CloudflareTunnelConnectorOperator(BaseOperator):
         self.connector_id = connector_id
         self.account_id = account_id
         self.cloudflare_conn_id = cloudflare_conn_id
+        self.hook_params = check_hook_params(hook_params)
 
     @cached_property
     def hook(self) -> CloudflareHook:
         """The hook, built on first use (never at DAG-parse time)."""
         from airflow_provider_cftunnel.hooks.cloudflare import CloudflareHook
 
-        return CloudflareHook(self.cloudflare_conn_id)
+        return CloudflareHook(self.cloudflare_conn_id, **hook_kwargs(self.hook_params))
 
     def execute(self, context: Context) -> dict[str, Any]:
         account_id = self.hook.account(self.account_id or None)

@@ -18,7 +18,11 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from airflow_provider_cftunnel.hooks import check_hook_params, hook_kwargs
+
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_cftunnel.hooks.cloudflare import CloudflareHook
@@ -36,21 +40,32 @@ class CloudflareTunnelConnectorSensor(BaseSensorOperator):
     ``cloudflared`` restart) and is done when any connector qualifies. On success the XCom ``return_value``
     is that connector's object as Cloudflare returned it.
 
+    During a rolling restart the old ``cloudflared`` stays live for a while: with ``started_after`` (e.g.
+    ``"{{ dag_run.start_date }}"`` or the deploy task's end) only a connector that started at or after that
+    time counts, so the gate waits for the new one. The rule is
+    :func:`~airflow_provider_cftunnel.rules.find_ready_connector`, the same in every mode.
+
     A 404 means "not registered yet" and a transient error (429 or 5xx after the hook's retries, no answer)
     means "not ready yet": both keep the sensor waiting until its ``timeout``. Bad credentials, a wrong
-    account or a malformed id fail the task at once. Works in ``poke``, ``reschedule`` and deferrable
-    modes, with the standard ``timeout``, ``soft_fail`` and ``poke_interval``.
+    account or a malformed id fail the task at once, with the same typed error
+    (:class:`~airflow_provider_cftunnel.exceptions.CloudflareAuthError`...) in every mode. Works in ``poke``,
+    ``reschedule`` and deferrable modes, with the standard ``timeout``, ``soft_fail`` and ``poke_interval``.
 
     :param tunnel_id: The tunnel's UUID. Templated.
     :param connector_id: One connector's UUID, or ``None`` for any connector of the tunnel. Templated.
     :param account_id: The account id; defaults to the connection's ``extra.account_id``. Templated.
     :param min_connections: How many live connections make the connector ready (``cloudflared`` opens 4).
+    :param min_colos: How many distinct data centres its live connections must reach (default 1).
+    :param started_after: Only a connector whose ``run_at`` is at or after this counts: a datetime or an ISO
+        8601 string. Templated. ``None`` (default): any.
     :param cloudflare_conn_id: The Airflow connection of type ``cloudflare`` to use.
+    :param hook_params: Keyword arguments of :class:`~airflow_provider_cftunnel.hooks.cloudflare.CloudflareHook`
+        (``timeout``, ``max_retries``, ``backoff_factor``, ``max_retry_after``), used in every mode.
     :param deferrable: Wait in the triggerer instead of a worker slot; defaults to
         ``[operators] default_deferrable``.
     """
 
-    template_fields: Sequence[str] = ("tunnel_id", "connector_id", "account_id")
+    template_fields: Sequence[str] = ("tunnel_id", "connector_id", "account_id", "started_after")
     ui_color = "#f6821f"
 
     def __init__(
@@ -60,18 +75,26 @@ class CloudflareTunnelConnectorSensor(BaseSensorOperator):
         connector_id: str | None = None,
         account_id: str | None = None,
         min_connections: int = 1,
+        min_colos: int = 1,
+        started_after: datetime | str | None = None,
         cloudflare_conn_id: str = "cloudflare_default",
+        hook_params: dict[str, Any] | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if isinstance(min_connections, bool) or not isinstance(min_connections, int) or min_connections < 1:
             raise ValueError(f"min_connections must be a whole number of at least 1, not {min_connections!r}")
+        if isinstance(min_colos, bool) or not isinstance(min_colos, int) or min_colos < 0:
+            raise ValueError(f"min_colos must be a whole number of 0 or more, not {min_colos!r}")
         self.tunnel_id = tunnel_id
         self.connector_id = connector_id
         self.account_id = account_id
         self.min_connections = min_connections
+        self.min_colos = min_colos
+        self.started_after = started_after
         self.cloudflare_conn_id = cloudflare_conn_id
+        self.hook_params = check_hook_params(hook_params)
         self.deferrable = deferrable
 
     @cached_property
@@ -79,12 +102,17 @@ class CloudflareTunnelConnectorSensor(BaseSensorOperator):
         """The hook, built on first use (never at DAG-parse time)."""
         from airflow_provider_cftunnel.hooks.cloudflare import CloudflareHook
 
-        return CloudflareHook(self.cloudflare_conn_id)
+        return CloudflareHook(self.cloudflare_conn_id, **hook_kwargs(self.hook_params))
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         from airflow_provider_cftunnel.exceptions import CloudflareAPIError, means_not_ready
-        from airflow_provider_cftunnel.models import find_ready_connector
+        from airflow_provider_cftunnel.rules import (
+            describe_wait,
+            find_ready_connector,
+            parse_started_after,
+        )
 
+        started_after = parse_started_after(self.started_after)
         try:
             connectors = self._fetch()
         except CloudflareAPIError as error:
@@ -93,14 +121,23 @@ class CloudflareTunnelConnectorSensor(BaseSensorOperator):
                 return False
             raise
         ready = find_ready_connector(
-            connectors, min_connections=self.min_connections, connector_id=self.connector_id or None
+            connectors,
+            min_connections=self.min_connections,
+            connector_id=self.connector_id or None,
+            started_after=started_after,
+            min_colos=self.min_colos,
         )
         if ready is None:
             self.log.info(
-                "Tunnel %s not ready yet: %s; waiting for %d live connection(s)",
+                "Tunnel %s %s",
                 self.tunnel_id,
-                _describe(connectors) or "no connector registered",
-                self.min_connections,
+                describe_wait(
+                    connectors,
+                    connector_id=self.connector_id or None,
+                    min_connections=self.min_connections,
+                    min_colos=self.min_colos,
+                    started_after=started_after,
+                ),
             )
             return False
         self.log.info(
@@ -123,17 +160,22 @@ class CloudflareTunnelConnectorSensor(BaseSensorOperator):
         result = self.poke(context)
         if isinstance(result, PokeReturnValue):
             return result.xcom_value
+        from airflow_provider_cftunnel.rules import parse_started_after
         from airflow_provider_cftunnel.triggers.tunnel import CloudflareTunnelConnectorTrigger
 
         account_id = self.hook.account(self.account_id or None)
+        started_after = parse_started_after(self.started_after)
         self.defer(  # raises TaskDeferred
             trigger=CloudflareTunnelConnectorTrigger(
                 tunnel_id=self.tunnel_id,
                 connector_id=self.connector_id or None,
                 account_id=account_id,
                 min_connections=self.min_connections,
+                min_colos=self.min_colos,
+                started_after=None if started_after is None else started_after.isoformat(),
                 cloudflare_conn_id=self.cloudflare_conn_id,
                 poll_interval=float(self.poke_interval),
+                hook_params=self.hook_params,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=float(self.timeout)),
@@ -144,22 +186,19 @@ class CloudflareTunnelConnectorSensor(BaseSensorOperator):
         """
         Resume after the trigger fired: return the ready connector, or raise on an error or missing event.
 
+        An error event raises the same typed error as poke mode would (e.g. ``CloudflareAuthError``).
+
         :param context: The task's context.
         :param event: The trigger's event payload.
         """
+        from airflow_provider_cftunnel.exceptions import error_from_event
+
         if not isinstance(event, dict):
             raise AirflowException(f"Cloudflare tunnel trigger ended without an event for tunnel {self.tunnel_id}")
         if event.get("status") == "success" and isinstance(event.get("connector"), dict):
             connector: dict[str, Any] = event["connector"]
             self.log.info("Connector %s of tunnel %s is ready", connector.get("id"), self.tunnel_id)
             return connector
-        message = event.get("message") or "unknown error"
-        raise AirflowException(f"Waiting for tunnel {self.tunnel_id} failed: {message}")
-
-
-def _describe(connectors: list[TunnelConnector]) -> str:
-    """``connector abc: 2 live, 2 pending`` for each connector (for the waiting log line)."""
-    return "; ".join(
-        f"connector {c.id}: {len(c.active_connections)} live, {len(c.conns) - len(c.active_connections)} pending"
-        for c in connectors
-    )
+        if event.get("status") == "error":
+            raise error_from_event(event)
+        raise AirflowException(f"Waiting for tunnel {self.tunnel_id} ended with an unexpected event: {event!r}")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib
+import json
 import random
 import time
 import weakref
@@ -35,17 +36,22 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_cftunnel.exceptions import (
     CloudflareAPIError,
+    CloudflareConfigError,
     CloudflareRateLimitError,
+    error_to_event,
     means_not_ready,
 )
-from airflow_provider_cftunnel.models import (
-    TunnelConnector,
+from airflow_provider_cftunnel.hooks import check_hook_params, hook_kwargs
+from airflow_provider_cftunnel.models import TunnelConnector, validate_account_id, validate_uuid
+from airflow_provider_cftunnel.rules import (
+    describe_wait,
     find_ready_connector,
-    validate_account_id,
-    validate_uuid,
+    parse_started_after,
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from airflow_provider_cftunnel.hooks.cloudflare import CloudflareCredentials, CloudflareHook
 
 __all__ = ["CloudflareTunnelConnectorTrigger", "RequestBudget", "TunnelPoller"]
@@ -124,7 +130,8 @@ class PollOutcome:
     at: float = 0.0
 
 
-PollerKey = tuple[str, str, str]
+#: ``(conn_id, account_id, tunnel_id, hook_params as sorted JSON)``
+PollerKey = tuple[str, str, str, str]
 
 
 class TunnelPoller:
@@ -133,7 +140,8 @@ class TunnelPoller:
 
     Created and found with :meth:`for_key`; runs while it has subscribers, then removes itself.
 
-    :param key: ``(conn_id, account_id, tunnel_id)``.
+    :param key: ``(conn_id, account_id, tunnel_id, hook_params_json)``: triggers share a poller only when they
+        would make the same request with the same hook settings.
     """
 
     _pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[PollerKey, TunnelPoller]] = (
@@ -220,7 +228,7 @@ class TunnelPoller:
             while self.intervals:
                 try:
                     if hook is None:
-                        hook = await _async_hook(self.key[0])
+                        hook = await _async_hook(self.key[0], json.loads(self.key[3] or "{}"))
                     await self.budget_for(hook.credentials).acquire()
                     self.requests += 1
                     connectors = await asyncio.to_thread(hook.list_tunnel_connectors, self.key[2], self.key[1])
@@ -255,8 +263,14 @@ class TunnelPoller:
         return delay
 
 
-async def _async_hook(conn_id: str) -> CloudflareHook:
-    """A hook for ``conn_id``, its connection read without blocking the loop, with no retries inside."""
+async def _async_hook(conn_id: str, hook_params: dict[str, Any] | None = None) -> CloudflareHook:
+    """
+    A hook for ``conn_id``, its connection read without blocking the loop.
+
+    :param conn_id: The Airflow connection.
+    :param hook_params: The task's ``hook_params``; by default no retries inside (the poller's backoff, which
+        honours ``Retry-After``, replaces them) and a 20 s read timeout.
+    """
     from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 
     # The hook module loads requests and urllib3: import it off the loop (once per process; cached after).
@@ -273,17 +287,22 @@ async def _async_hook(conn_id: str) -> CloudflareHook:
         ) from None
     extra = await get_async_extra_dejson(conn)  # conn.extra_dejson would block the loop on secret masking
     credentials = CloudflareCredentials.from_connection(conn, extra)
-    return CloudflareHook.from_credentials(credentials, conn_id, max_retries=0, timeout=(10.0, 20.0))
+    kwargs: dict[str, Any] = {"max_retries": 0, "timeout": (10.0, 20.0), **hook_kwargs(hook_params)}
+    return CloudflareHook.from_credentials(credentials, conn_id, **kwargs)
 
 
 class CloudflareTunnelConnectorTrigger(BaseTrigger):
     """
-    Fires when a tunnel connector has at least ``min_connections`` live connections.
+    Fires when a tunnel connector is ready: at least ``min_connections`` live connections in at least
+    ``min_colos`` data centres, started at or after ``started_after`` when given (the rule of
+    :func:`~airflow_provider_cftunnel.rules.find_ready_connector`, the same as the sensor's poke mode).
 
-    Its events: ``{"status": "success", "connector": {...}}`` with Cloudflare's connector object, or
-    ``{"status": "error", "message": "..."}`` for bad credentials, a wrong account or a malformed request.
-    A 404 and transient errors only mean "not ready yet". It holds no state but its arguments, so it can
-    restart on any triggerer; how long it may wait is the sensor's ``timeout``, enforced by Airflow.
+    Its events: ``{"status": "success", "connector": {...}}`` with Cloudflare's connector object, or an error
+    event from :func:`~airflow_provider_cftunnel.exceptions.error_to_event` (the message, and the error's type,
+    HTTP status and Cloudflare codes, so the sensor re-raises the same typed error) for bad credentials, a
+    wrong account or a malformed request. A 404 and transient errors only mean "not ready yet". It holds no
+    state but its arguments, so it can restart on any triggerer; how long it may wait is the sensor's
+    ``timeout``, enforced by Airflow.
 
     :param tunnel_id: The tunnel's UUID.
     :param account_id: The account id (32 hex characters).
@@ -291,6 +310,10 @@ class CloudflareTunnelConnectorTrigger(BaseTrigger):
     :param min_connections: How many live connections make a connector ready.
     :param cloudflare_conn_id: The Airflow connection of type ``cloudflare``.
     :param poll_interval: Seconds between polls (shared by every trigger of the same tunnel).
+    :param min_colos: How many distinct data centres the live connections must reach.
+    :param started_after: ISO 8601 time; only a connector whose ``run_at`` is at or after it counts.
+    :param hook_params: ``CloudflareHook`` keyword arguments (plain data), see
+        :func:`~airflow_provider_cftunnel.hooks.check_hook_params`.
     """
 
     def __init__(
@@ -302,6 +325,9 @@ class CloudflareTunnelConnectorTrigger(BaseTrigger):
         min_connections: int = 1,
         cloudflare_conn_id: str = "cloudflare_default",
         poll_interval: float = 60.0,
+        min_colos: int = 1,
+        started_after: str | None = None,
+        hook_params: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.tunnel_id = tunnel_id
@@ -310,20 +336,19 @@ class CloudflareTunnelConnectorTrigger(BaseTrigger):
         self.min_connections = min_connections
         self.cloudflare_conn_id = cloudflare_conn_id
         self.poll_interval = poll_interval
+        self.min_colos = min_colos
+        self.started_after = started_after
+        self.hook_params = dict(hook_params or {})
 
-    def _describe_wait(self, connectors: list[TunnelConnector]) -> str:
+    def _describe_wait(self, connectors: list[TunnelConnector], started_after: datetime | None = None) -> str:
         """What the trigger is still waiting for, for its log."""
-        need = f"needs {self.min_connections} live"
-        if self.connector_id is not None:
-            mine = [c for c in connectors if (c.id or "").lower() == self.connector_id.lower()]
-            if not mine:
-                return f"not ready: connector {self.connector_id} not registered yet"
-            return f"not ready: connector {self.connector_id} has {len(mine[0].active_connections)} live, {need}"
-        if not connectors:
-            return "not ready: no connector registered"
-        counts = ", ".join(f"{c.id} has {len(c.active_connections)}" for c in connectors[:5])
-        more = f" and {len(connectors) - 5} more" if len(connectors) > 5 else ""
-        return f"not ready: no connector has {self.min_connections} live ({counts}{more})"
+        return describe_wait(
+            connectors,
+            connector_id=self.connector_id,
+            min_connections=self.min_connections,
+            min_colos=self.min_colos,
+            started_after=started_after,
+        )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """The trigger's class path and plain-data keyword arguments (no secret among them)."""
@@ -336,6 +361,9 @@ class CloudflareTunnelConnectorTrigger(BaseTrigger):
                 "min_connections": self.min_connections,
                 "cloudflare_conn_id": self.cloudflare_conn_id,
                 "poll_interval": self.poll_interval,
+                "min_colos": self.min_colos,
+                "started_after": self.started_after,
+                "hook_params": dict(self.hook_params),
             },
         )
 
@@ -346,28 +374,37 @@ class CloudflareTunnelConnectorTrigger(BaseTrigger):
                 self.cloudflare_conn_id,
                 validate_account_id(self.account_id),
                 validate_uuid(self.tunnel_id, "tunnel_id"),
+                json.dumps(check_hook_params(self.hook_params), sort_keys=True),
             )
             if self.connector_id is not None:
                 validate_uuid(self.connector_id, "connector_id")
+            started_after = parse_started_after(self.started_after)
         except CloudflareAPIError as error:
-            yield TriggerEvent({"status": "error", "message": str(error)})
+            yield TriggerEvent(error_to_event(error))
+            return
+        except ValueError as error:  # hook_params
+            yield TriggerEvent(error_to_event(CloudflareConfigError(str(error))))
             return
         last_state = None
         async with aclosing(TunnelPoller.for_key(key).outcomes(self.poll_interval)) as outcomes:
             async for outcome in outcomes:
                 if outcome.error is not None:
                     if not means_not_ready(outcome.error):
-                        yield TriggerEvent({"status": "error", "message": str(outcome.error)})
+                        yield TriggerEvent(error_to_event(outcome.error))
                         return
                     state = f"not ready: {outcome.error}"
                 else:
                     ready = find_ready_connector(
-                        outcome.connectors, min_connections=self.min_connections, connector_id=self.connector_id
+                        outcome.connectors,
+                        min_connections=self.min_connections,
+                        connector_id=self.connector_id,
+                        started_after=started_after,
+                        min_colos=self.min_colos,
                     )
                     if ready is not None:
                         yield TriggerEvent({"status": "success", "connector": ready.to_dict()})
                         return
-                    state = self._describe_wait(outcome.connectors)
+                    state = self._describe_wait(outcome.connectors, started_after)
                 if state != last_state:
                     self.log.info("Tunnel %s %s", self.tunnel_id, state)
                     last_state = state

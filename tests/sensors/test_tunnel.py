@@ -6,9 +6,14 @@ import time
 from datetime import timedelta
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    TaskDeferred,
+)
 
-from airflow_provider_cftunnel.exceptions import CloudflareAuthError, CloudflareConfigError
+from airflow_provider_cftunnel.exceptions import CloudflareAPIError, CloudflareAuthError, CloudflareConfigError
 from airflow_provider_cftunnel.sensors.tunnel import CloudflareTunnelConnectorSensor
 from airflow_provider_cftunnel.triggers.tunnel import CloudflareTunnelConnectorTrigger
 
@@ -139,6 +144,9 @@ class TestDeferrable:
             "min_connections": 3,
             "cloudflare_conn_id": "cloudflare_default",
             "poll_interval": 7.0,
+            "min_colos": 1,
+            "started_after": None,
+            "hook_params": {},
         }
 
     def test_bad_credentials_fail_before_deferring(self, sim, set_connection):
@@ -153,10 +161,13 @@ class TestDeferrable:
         connector = {"id": sim.connector_id, "conns": [], "new_field": 1}
         assert make_sensor(sim).execute_complete({}, {"status": "success", "connector": connector}) == connector
 
-    @pytest.mark.parametrize(
-        "event",
-        [None, {}, {"status": "error", "message": "Cloudflare API error 10000 (HTTP 403)"}, {"status": "success"}],
-    )
-    def test_execute_complete_raises_on_error_or_missing_event(self, sim, event):
-        with pytest.raises(Exception, match=f"tunnel {sim.tunnel_id}"):
+    @pytest.mark.parametrize("event", [None, {}, {"status": "success"}, {"status": "odd"}])
+    def test_execute_complete_raises_on_missing_or_unexpected_event(self, sim, event):
+        with pytest.raises(AirflowException, match=f"tunnel {sim.tunnel_id}"):
             make_sensor(sim).execute_complete({}, event)
+
+    def test_execute_complete_raises_an_old_style_error_event_as_api_error(self, sim):
+        with pytest.raises(CloudflareAPIError, match="Cloudflare API error 10000"):
+            make_sensor(sim).execute_complete(
+                {}, {"status": "error", "message": "Cloudflare API error 10000 (HTTP 403)"}
+            )

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+import pendulum
 import pytest
 
 from airflow_provider_cftunnel.triggers.tunnel import CloudflareTunnelConnectorTrigger, RequestBudget
@@ -35,6 +36,9 @@ class TestSerialize:
                 "min_connections": 2,
                 "cloudflare_conn_id": "cloudflare_default",
                 "poll_interval": 0.2,
+                "min_colos": 1,
+                "started_after": None,
+                "hook_params": {},
             },
         )
 
@@ -51,8 +55,11 @@ class TestSerialize:
         assert CloudflareTunnelConnectorTrigger(**restored).serialize() == (path, kwargs)
 
     def test_kwargs_are_plain_data(self):
-        _, kwargs = make_trigger().serialize()
-        assert all(v is None or type(v) in (str, int, float, bool) for v in kwargs.values())
+        _, kwargs = make_trigger(hook_params={"timeout": [3.0, 9.0], "max_retries": 2}).serialize()
+        assert kwargs["hook_params"] == {"timeout": [3.0, 9.0], "max_retries": 2}
+        plain = (str, int, float, bool)
+        assert all(v is None or type(v) in plain for k, v in kwargs.items() if k != "hook_params")
+        assert all(type(v) in (*plain, list) for v in kwargs["hook_params"].values())
 
 
 class TestInvalidInput:
@@ -268,20 +275,25 @@ class TestWaitingLog:
     def test_names_the_connector_it_waits_for(self):
         from airflow_provider_cftunnel.models import TunnelConnector
 
-        others = [TunnelConnector.from_dict({"id": "other", "conns": [{"is_pending_reconnect": False}] * 4})]
+        live = {"is_pending_reconnect": False, "colo_name": "DFW"}
+        others = [TunnelConnector.from_dict({"id": "other", "conns": [live] * 4})]
         trigger = make_trigger(connector_id=CONNECTOR_ID, min_connections=2)
         assert trigger._describe_wait(others) == f"not ready: connector {CONNECTOR_ID} not registered yet"
-        mine = TunnelConnector.from_dict({"id": CONNECTOR_ID, "conns": [{"is_pending_reconnect": False}]})
-        assert (
-            trigger._describe_wait([*others, mine]) == f"not ready: connector {CONNECTOR_ID} has 1 live, needs 2 live"
+        mine = TunnelConnector.from_dict({"id": CONNECTOR_ID, "conns": [live], "run_at": "2026-12-01T10:00:00Z"})
+        assert trigger._describe_wait([*others, mine]) == (
+            f"not ready: connector {CONNECTOR_ID} (started 2026-12-01T10:00:00+00:00): 1 live, 0 pending (DFW); "
+            "waiting for a connector with 2 live connection(s)"
         )
 
     def test_whole_tunnel(self):
         from airflow_provider_cftunnel.models import TunnelConnector
 
-        trigger = make_trigger(connector_id=None, min_connections=3)
+        trigger = make_trigger(connector_id=None, min_connections=3, min_colos=2)
         assert trigger._describe_wait([]) == "not ready: no connector registered"
         many = [TunnelConnector.from_dict({"id": f"c{i}", "conns": []}) for i in range(7)]
-        assert trigger._describe_wait(many) == (
-            "not ready: no connector has 3 live (c0 has 0, c1 has 0, c2 has 0, c3 has 0, c4 has 0 and 2 more)"
+        assert trigger._describe_wait(many, pendulum.datetime(2026, 12, 1, 10)) == (
+            "not ready: connector c0: 0 live, 0 pending; connector c1: 0 live, 0 pending; "
+            "connector c2: 0 live, 0 pending; connector c3: 0 live, 0 pending; connector c4: 0 live, 0 pending; "
+            "and 2 more; waiting for a connector with 3 live connection(s) in 2 data centres, "
+            "started at or after 2026-12-01T10:00:00+00:00"
         )
