@@ -33,9 +33,7 @@ import os
 import re
 import shlex
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -48,6 +46,7 @@ import pytest
 
 from airflow_provider_cftunnel.testing import CloudflareSimulator, default_scenario
 from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI
+from tests.integration.processes import Api, ProcessGroup, free_port, json_rows, tail
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -70,40 +69,6 @@ CONNECTOR_PATH = re.compile(r"/cfd_tunnel/(?P<tunnel>[0-9a-f-]{36})/connectors/(
 UNFINISHED = {None, "scheduled", "queued", "running", "deferred", "up_for_reschedule", "restarting"}
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _json_rows(output: str, key: str) -> list[dict[str, Any]]:
-    """The JSON list of objects holding ``key`` in a command's output, whatever log lines surround it."""
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\[", output):
-        try:
-            value, _ = decoder.raw_decode(output, match.start())
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, list) and value and all(isinstance(row, dict) and key in row for row in value):
-            return value
-    raise AssertionError(f"no JSON list of objects with {key!r} in the output:\n{output[-3000:]}")
-
-
-def _tail(path: Path, chars: int = 4000) -> str:
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError as error:
-        return f"<{path}: {error}>"
-
-
-def _describe(process: Any) -> str:
-    """``pid N 'command line'`` of a psutil process, even if it is gone meanwhile."""
-    try:
-        return f"pid {process.pid} {' '.join(process.cmdline())[:160]!r}"
-    except Exception:
-        return f"pid {process.pid}"
-
-
 @dataclass
 class AirflowStack:
     """The Airflow components of one test, in ONE new process group, and how to stop every process of it."""
@@ -112,19 +77,22 @@ class AirflowStack:
     api_port: int
     standalone: bool
     log_dir: Path
-    proc: subprocess.Popen[bytes] | None = None
-    pgid: int | None = None
-    tracked: dict[int, Any] = field(default_factory=dict)
-    stopped: bool = False
+    group: ProcessGroup | None = None
     survivors: list[str] = field(default_factory=list)
-    needed_sigkill: list[str] = field(default_factory=list)
-    stop_stage: str = ""
     components: dict[int, tuple[str, Any]] = field(default_factory=dict)
     stop_seconds: float = 0.0
 
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def stop_stage(self) -> str:
+        return self.group.stop_stage if self.group else ""
+
+    @property
+    def needed_sigkill(self) -> list[str]:
+        return self.group.needed_sigkill if self.group else []
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -146,70 +114,34 @@ class AirflowStack:
                 lines.append(f'{airflow} {args} >{out} 2>&1 </dev/null & pids="$pids $!"')
             lines.append("wait")
             command = ["bash", "-c", "\n".join(lines)]
-        with open(self.log_dir / "launcher.log", "wb") as out:
-            self.proc = subprocess.Popen(
-                command,
-                env=self.cli.env(),
-                cwd=self.cli.home,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.pgid = os.getpgid(self.proc.pid)
-        assert self.pgid == self.proc.pid, "the components must lead a process group of their own"
+        self.group = ProcessGroup(
+            "airflow", command, env=self.cli.env(), cwd=self.cli.home, log_path=self.log_dir / "launcher.log"
+        ).start()
 
     def track(self) -> None:
         """Remember every descendant (task runners lead process groups of their own: killpg misses them)."""
-        import psutil
-
-        if self.proc is None:
-            return
-        with contextlib.suppress(psutil.Error):
-            root = psutil.Process(self.proc.pid)
-            self.tracked.setdefault(root.pid, root)
-            for child in root.children(recursive=True):
-                self.tracked.setdefault(child.pid, child)
+        if self.group is not None:
+            self.group.track()
 
     def watch_components(self) -> None:
         """Remember the components (the launcher's children), to notice one of them dying."""
         import psutil
 
-        assert self.proc is not None
+        assert self.group is not None
+        assert self.group.pid is not None
         with contextlib.suppress(psutil.Error):
-            for child in psutil.Process(self.proc.pid).children():
+            for child in psutil.Process(self.group.pid).children():
                 with contextlib.suppress(psutil.Error):
                     self.components.setdefault(child.pid, (" ".join(child.cmdline()[1:3]), child))
 
     def check_components(self) -> None:
         """Fail the test at once, with the logs, if the launcher or a component has exited."""
-        assert self.proc is not None
-        dead = [] if self.proc.poll() is None else [f"launcher (exit {self.proc.returncode})"]
+        assert self.group is not None
+        assert self.group.proc is not None
+        dead = [] if self.group.running() else [f"launcher (exit {self.group.proc.returncode})"]
         dead += [f"{name} (pid {pid})" for pid, (name, process) in self.components.items() if not process.is_running()]
         if dead:
             pytest.fail(f"Airflow components exited: {', '.join(dead)}\n{self.logs()}")
-
-    def _alive(self) -> list[Any]:
-        """Processes of the group, or tracked descendants, still running (a zombie is dead already: orphans
-        wait for init to reap them, which this machine's init does lazily)."""
-        import psutil
-
-        alive: dict[int, Any] = {}
-        if self.pgid is not None:
-            for process in psutil.process_iter():
-                with contextlib.suppress(psutil.Error, OSError):
-                    if os.getpgid(process.pid) == self.pgid:
-                        alive[process.pid] = process
-        for process in self.tracked.values():
-            with contextlib.suppress(psutil.Error):
-                if process.is_running():  # also checks the pid was not reused
-                    alive.setdefault(process.pid, process)
-        result = []
-        for process in alive.values():
-            with contextlib.suppress(psutil.Error):
-                if process.status() != psutil.STATUS_ZOMBIE:
-                    result.append(process)
-        return result
 
     def stop(self) -> list[str]:
         """Stop every process started; return descriptions of the survivors (none expected).
@@ -218,65 +150,22 @@ class AirflowStack:
         every process at once can leave the scheduler waiting forever for LocalExecutor workers that the
         signal interrupted, seen here), then SIGTERM to the whole process group, then SIGKILL.
         """
-        import psutil
-
-        if self.stopped or self.proc is None or self.pgid is None:
+        if self.group is None or self.group.stopped:
             return self.survivors
-        self.stopped = True
         started = time.monotonic()
-        self.track()
         # `airflow standalone` stops its components on SIGINT; the shell launcher on SIGTERM.
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.send_signal(signal.SIGINT if self.standalone else signal.SIGTERM)
-        self.stop_stage = "orderly"
-        if not self._wait_gone(ORDERLY_STOP_GRACE):
-            self.stop_stage = "SIGTERM to the group"
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pgid, signal.SIGTERM)
-            for process in self._alive():  # task runners lead process groups of their own
-                with contextlib.suppress(psutil.Error):
-                    process.terminate()
-            if not self._wait_gone(STOP_GRACE):
-                self.stop_stage = "SIGKILL"
-                self.needed_sigkill = [_describe(p) for p in self._alive()]
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.pgid, signal.SIGKILL)
-                for process in self._alive():
-                    with contextlib.suppress(psutil.Error):
-                        process.kill()
-                self._wait_gone(10.0)
-        self.survivors = [_describe(p) for p in self._alive()]
+        self.group.begin_stop(signal.SIGINT if self.standalone else signal.SIGTERM)
+        self.survivors = self.group.finish_stop(ORDERLY_STOP_GRACE, STOP_GRACE)
         self.stop_seconds = time.monotonic() - started
         return self.survivors
 
-    def _wait_gone(self, seconds: float) -> bool:
-        """Wait until the launcher is reaped and no process of ours runs; return whether that happened."""
-        assert self.proc is not None
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            self.proc.poll()  # reap the launcher as soon as it exits
-            if self.proc.returncode is not None and not self._alive():
-                return True
-            time.sleep(0.2)
-        self.proc.poll()
-        return self.proc.returncode is not None and not self._alive()
-
     def listening(self) -> list[str]:
         """``address:port (process)`` of every socket the components listen on."""
-        import psutil
-
-        self.track()
-        found = []
-        for conn in psutil.net_connections(kind="inet"):
-            if conn.status == psutil.CONN_LISTEN and conn.pid in self.tracked:
-                with contextlib.suppress(psutil.Error):
-                    name = self.tracked[conn.pid].name()
-                    found.append(f"{conn.laddr.ip}:{conn.laddr.port} ({name})")
-        return sorted(set(found))
+        return self.group.listening() if self.group is not None else []
 
     def logs(self) -> str:
         """The tail of every component's output, for failure messages."""
-        return "\n".join(f"--- {path.name} ---\n{_tail(path, 2500)}" for path in sorted(self.log_dir.glob("*.log")))
+        return "\n".join(f"--- {path.name} ---\n{tail(path, 2500)}" for path in sorted(self.log_dir.glob("*.log")))
 
 
 @pytest.fixture
@@ -292,7 +181,7 @@ def airflow_stack(tmp_path: Path, simulator: CloudflareSimulator) -> Iterator[Ai
     """A fresh AIRFLOW_HOME (SQLite, LocalExecutor) and its components, stopped (all of them) afterwards."""
     connectors = [c["id"] for c in simulator.scenario["accounts"][0]["tunnels"][0]["connectors"]]
     assert len(connectors) == FLEET_SIZE
-    api_port = _free_port()
+    api_port = free_port()
     bin_dir = str(Path(sys.executable).parent)
     env = {
         "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
@@ -305,8 +194,8 @@ def airflow_stack(tmp_path: Path, simulator: CloudflareSimulator) -> Iterator[Ai
         "AIRFLOW__API__PORT": str(api_port),
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         # 20 task runners start at once on 2 shared cores; the API server then answers slowly. With the 5 s
         # default a worker times out on PATCH .../run and retries it; the first call, finishing after the
@@ -345,31 +234,6 @@ def airflow_stack(tmp_path: Path, simulator: CloudflareSimulator) -> Iterator[Ai
     finally:
         survivors = stack.stop()
         assert not survivors, f"processes left after stopping the Airflow components: {survivors}"
-
-
-class Api:
-    """A few reads of Airflow's REST API (all users are admins in this private installation)."""
-
-    def __init__(self, base_url: str) -> None:
-        import httpx
-
-        self.client = httpx.Client(base_url=base_url, timeout=30.0, trust_env=False)
-        self.errors = (httpx.TransportError, httpx.HTTPStatusError)
-
-    def get(self, path: str, *, tries: int = 1, **params: Any) -> Any:
-        for attempt in range(tries):
-            try:
-                response = self.client.get(path, params=params)
-                response.raise_for_status()
-                return response.json()
-            except self.errors:
-                if attempt + 1 == tries:
-                    raise
-                time.sleep(2.0)
-        raise AssertionError("not reached")
-
-    def close(self) -> None:
-        self.client.close()
 
 
 def _wait_until_up(stack: AirflowStack, api: Api) -> None:
@@ -548,11 +412,11 @@ def test_fleet_of_deferrable_sensors_shares_one_poller(
     assert not survivors, f"processes left after stopping the Airflow components: {survivors}"
 
     # The CLI's own view of the run (the database outlives the components).
-    runs = _json_rows(_cli(stack, "dags", "list-runs", DAG_ID, "-o", "json"), "run_id")
+    runs = json_rows(_cli(stack, "dags", "list-runs", DAG_ID, "-o", "json"), "run_id")
     cli_run = next((r for r in runs if r["run_id"] == run_id), None)
     cli_states = {
         row["task_id"]: row["state"]
-        for row in _json_rows(_cli(stack, "tasks", "states-for-dag-run", DAG_ID, run_id, "-o", "json"), "task_id")
+        for row in json_rows(_cli(stack, "tasks", "states-for-dag-run", DAG_ID, run_id, "-o", "json"), "task_id")
     }
     missing_logs = _trigger_log_evidence(stack, run_id, list(connectors))
 
