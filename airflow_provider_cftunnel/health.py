@@ -14,7 +14,7 @@ The health operator (scheduled checks) and the health event trigger (changes as 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -84,6 +84,7 @@ def check_tunnel_health(
     name_prefix: str | None = None,
     rule: HealthRule | None = None,
     max_workers: int = 4,
+    before_request: Callable[[], None] | None = None,
 ) -> list[TunnelHealth]:
     """
     The verdict on each selected tunnel, fetched at the least cost.
@@ -101,6 +102,8 @@ def check_tunnel_health(
     :param name_prefix: Check the tunnels whose name starts with this, or ``None``.
     :param rule: The health rule (default: status ``healthy``, 1 live connection, 1 data centre).
     :param max_workers: Concurrent ``connections`` requests at most.
+    :param before_request: Called (in the calling thread, or a worker thread) before each request, e.g. to wait
+        for a request budget; once before the tunnel list, whatever its page count.
     :return: One verdict per selected tunnel: explicit ids in the order given, else in Cloudflare's order.
     :raises CloudflareAPIError: On bad credentials, a wrong account, a malformed id, or errors that outlived the
         hook's retries: they say nothing about the fleet's health.
@@ -110,12 +113,15 @@ def check_tunnel_health(
     if ids is not None and name_prefix:
         raise CloudflareConfigError("Give tunnel_ids or name_prefix, not both.")
     account = hook.account(account_id)
-    tunnels, missing = _select(hook, account, ids, name_prefix or None)
+    wait = before_request or _no_wait
+    tunnels, missing = _select(hook, account, ids, name_prefix or None, wait)
     need = [tunnel for tunnel in tunnels if rule.needs_connectors(tunnel)]
     connectors: dict[str, list[TunnelConnector] | None] = {}
     if need:
         with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(need)))) as pool:
-            for tunnel, fetched in zip(need, pool.map(lambda t: _connectors(hook, account, t), need), strict=True):
+            for tunnel, fetched in zip(
+                need, pool.map(lambda t: _connectors(hook, account, t, wait), need), strict=True
+            ):
                 connectors[tunnel.id or ""] = fetched
     verdicts: dict[str, TunnelHealth] = {}
     for tunnel in tunnels:
@@ -131,14 +137,19 @@ def check_tunnel_health(
     return list(verdicts.values())
 
 
+def _no_wait() -> None:
+    return None
+
+
 def _select(
-    hook: CloudflareHook, account: str, ids: list[str] | None, name_prefix: str | None
+    hook: CloudflareHook, account: str, ids: list[str] | None, name_prefix: str | None, wait: Callable[[], None]
 ) -> tuple[list[Tunnel], list[str]]:
     """The selected tunnels that exist and are not deleted, and the explicit ids that are missing."""
     if ids is not None and len(ids) <= MAX_IDS_FETCHED_ONE_BY_ONE:
         found: list[Tunnel] = []
         missing: list[str] = []
         for tunnel_id in ids:
+            wait()
             try:
                 found.append(hook.get_tunnel(tunnel_id, account))
             except CloudflareNotFoundError as error:
@@ -149,6 +160,7 @@ def _select(
     filters: dict[str, str | int | bool] = {"is_deleted": False, "per_page": LIST_PAGE_SIZE}
     if name_prefix:
         filters["include_prefix"] = name_prefix
+    wait()
     listed = [
         tunnel
         for tunnel in hook.list_tunnels(account, **filters)
@@ -161,8 +173,11 @@ def _select(
     return [by_id[i] for i in ids if i in by_id], [i for i in ids if i not in by_id]
 
 
-def _connectors(hook: CloudflareHook, account: str, tunnel: Tunnel) -> list[TunnelConnector] | None:
+def _connectors(
+    hook: CloudflareHook, account: str, tunnel: Tunnel, wait: Callable[[], None]
+) -> list[TunnelConnector] | None:
     """A tunnel's connectors, or ``None`` when it no longer exists."""
+    wait()
     try:
         return hook.list_tunnel_connectors(tunnel.id or "", account)
     except CloudflareNotFoundError as error:

@@ -1,0 +1,332 @@
+"""React to tunnel health as it changes: an event trigger for Airflow's ``AssetWatcher`` (Airflow 3.0+).
+
+A scheduled health check learns of an outage up to one schedule interval late and costs a DAG run each time,
+even when nothing happened. Cloudflare alerts on status changes only by email or a webhook that needs a public
+endpoint. This trigger runs in the triggerer, polls the health of a set of tunnels, and yields one event per
+CHANGE of a tunnel's health, so a DAG scheduled on the watched asset runs when ``prod-web-*`` goes down (the
+failover) and again when it recovers (the all-clear), and never while nothing changes: Airflow's docs warn that
+a trigger firing on a condition that stays true runs DAGs forever.
+
+* The rule is the health operator's (:class:`~airflow_provider_cftunnel.rules.HealthRule`), and so is the
+  fetching (:func:`~airflow_provider_cftunnel.health.check_tunnel_health`): one list request per interval for up
+  to 1,000 tunnels, ``connections`` only where the rule needs it. Each request draws from the same
+  per-credential request budget as the connector sensors' trigger.
+* The first observation is the baseline and fires nothing. On Airflow 3.3+ the last seen health of each tunnel
+  is kept in the asset's state store (``asset_state_store``, injected by the triggerer), so a triggerer restart
+  or a move to another triggerer neither re-fires a known state nor loses a change that happened meanwhile.
+  Before 3.3 (or outside the triggerer) it is kept in memory, and a restarted trigger takes a new baseline.
+* Transient errors (429, 5xx, no answer) are not health changes: it keeps polling, backing off. Bad
+  credentials, a wrong account or a malformed argument end it with a clear error in the triggerer log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_cftunnel.exceptions import CloudflareAPIError, CloudflareRateLimitError
+from airflow_provider_cftunnel.hooks import check_hook_params
+
+try:  # Airflow 3.0+; on 2.11 the class still imports, but AssetWatcher (and so this trigger) does not exist
+    from airflow.triggers.base import BaseEventTrigger
+except ImportError:  # pragma: no cover - Airflow 2.11
+    BaseEventTrigger = BaseTrigger  # type: ignore[assignment,misc]
+
+if TYPE_CHECKING:
+    from airflow_provider_cftunnel.rules import HealthRule, TunnelHealth
+
+__all__ = ["CloudflareTunnelHealthTrigger", "health_changes"]
+
+#: Longest wait between two polls after repeated transient errors, in seconds.
+MAX_BACKOFF = 300.0
+#: The state store keeps one value per first hex digit of the tunnel id, so no value grows past its size limit.
+_STATE_KEY = "cftunnel-health-{}"
+_SHARDS = "0123456789abcdef"
+
+#: What is remembered of a tunnel between polls: ``[status, healthy, name]``.
+Remembered = list[Any]
+
+
+def health_changes(
+    previous: dict[str, Remembered], verdicts: Sequence[TunnelHealth], *, observed_at: str, account_id: str
+) -> list[dict[str, Any]]:
+    """
+    The events for what changed between ``previous`` and ``verdicts``: a tunnel whose status or verdict changed,
+    one that appeared, and one that disappeared (deleted, or renamed out of the selection).
+
+    :param previous: ``{tunnel_id: [status, healthy, name]}`` as last seen.
+    :param verdicts: This poll's verdicts.
+    :param observed_at: When this poll was made (ISO 8601).
+    :param account_id: The account, for the events.
+    :return: Plain-JSON event payloads, in the verdicts' order, then the disappeared tunnels.
+    """
+    events = []
+    seen = set()
+    for verdict in verdicts:
+        seen.add(verdict.id)
+        before = previous.get(verdict.id)
+        if before is not None and before[0] == verdict.status and before[1] == verdict.healthy:
+            continue
+        events.append(
+            {
+                "tunnel_id": verdict.id,
+                "tunnel_name": verdict.name,
+                "account_id": account_id,
+                "status": verdict.status,
+                "previous_status": None if before is None else before[0],
+                "healthy": verdict.healthy,
+                "previous_healthy": None if before is None else before[1],
+                "reasons": list(verdict.reasons),
+                "live_connections": verdict.live_connections,
+                "colos": None if verdict.colos is None else list(verdict.colos),
+                "change": "appeared" if before is None else "changed",
+                "observed_at": observed_at,
+            }
+        )
+    for tunnel_id, before in previous.items():
+        if tunnel_id not in seen:
+            events.append(
+                {
+                    "tunnel_id": tunnel_id,
+                    "tunnel_name": before[2],
+                    "account_id": account_id,
+                    "status": None,
+                    "previous_status": before[0],
+                    "healthy": False,
+                    "previous_healthy": before[1],
+                    "reasons": ["no longer listed: deleted, or renamed out of the selection"],
+                    "live_connections": None,
+                    "colos": None,
+                    "change": "disappeared",
+                    "observed_at": observed_at,
+                }
+            )
+    return events
+
+
+class CloudflareTunnelHealthTrigger(BaseEventTrigger):
+    """
+    Yields one event per change of a tunnel's health, for ``AssetWatcher`` (Airflow 3.0+)::
+
+        from airflow.sdk import Asset, AssetWatcher
+
+        web_health = Asset(
+            "cftunnel-prod-web-health",
+            watchers=[
+                AssetWatcher(
+                    name="prod_web_health",
+                    trigger=CloudflareTunnelHealthTrigger(name_prefix="prod-web-", poll_interval=60),
+                )
+            ],
+        )
+
+    Each event's payload (in ``AssetEvent.extra["payload"]``): ``tunnel_id``, ``tunnel_name``, ``account_id``,
+    ``status`` and ``previous_status`` (Cloudflare's; ``None`` when unknown), ``healthy`` and
+    ``previous_healthy``, ``reasons``, ``live_connections`` and ``colos`` (``None`` unless fetched), ``change``
+    (``changed``, ``appeared`` or ``disappeared``) and ``observed_at``. A change is a new status or a new verdict;
+    the first observation is the baseline and fires nothing.
+
+    Cost per ``poll_interval``: one tunnel list request per 1,000 selected tunnels (or one request per explicit
+    id, up to two), plus one ``connections`` request per tunnel whose verdict needs it (never with the default
+    rule), all drawn from the credential's request budget.
+
+    :param tunnel_ids: Tunnel UUIDs to watch, or ``None``.
+    :param name_prefix: Watch the tunnels whose name starts with this, or ``None``; neither: every tunnel of the
+        account.
+    :param account_id: The account id; defaults to the connection's ``extra.account_id``.
+    :param allowed_statuses: The Cloudflare statuses that count as healthy (default ``["healthy"]``).
+    :param min_live_connections: Live connections a tunnel needs, summed over its connectors (default 1).
+    :param min_colos: Distinct data centres its live connections must reach (default 1).
+    :param cloudflare_conn_id: The Airflow connection of type ``cloudflare``.
+    :param poll_interval: Seconds between polls (default 60).
+    :param hook_params: ``CloudflareHook`` keyword arguments (plain data), see
+        :func:`~airflow_provider_cftunnel.hooks.check_hook_params`.
+    """
+
+    def __init__(
+        self,
+        *,
+        tunnel_ids: Sequence[str] | None = None,
+        name_prefix: str | None = None,
+        account_id: str | None = None,
+        allowed_statuses: Sequence[str] = ("healthy",),
+        min_live_connections: int = 1,
+        min_colos: int = 1,
+        cloudflare_conn_id: str = "cloudflare_default",
+        poll_interval: float = 60.0,
+        hook_params: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.tunnel_ids = None if tunnel_ids is None else list(tunnel_ids)
+        self.name_prefix = name_prefix
+        self.account_id = account_id
+        self.allowed_statuses = list(allowed_statuses)
+        self.min_live_connections = min_live_connections
+        self.min_colos = min_colos
+        self.cloudflare_conn_id = cloudflare_conn_id
+        self.poll_interval = poll_interval
+        self.hook_params = dict(hook_params or {})
+        if not hasattr(self, "asset_state_store"):  # Airflow 2.11's BaseTrigger
+            self.asset_state_store = None
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """The trigger's class path and plain-data keyword arguments (no secret among them)."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "tunnel_ids": None if self.tunnel_ids is None else list(self.tunnel_ids),
+                "name_prefix": self.name_prefix,
+                "account_id": self.account_id,
+                "allowed_statuses": list(self.allowed_statuses),
+                "min_live_connections": self.min_live_connections,
+                "min_colos": self.min_colos,
+                "cloudflare_conn_id": self.cloudflare_conn_id,
+                "poll_interval": self.poll_interval,
+                "hook_params": dict(self.hook_params),
+            },
+        )
+
+    def _rule(self) -> HealthRule:
+        from airflow_provider_cftunnel.rules import HealthRule
+
+        return HealthRule(tuple(self.allowed_statuses), self.min_live_connections, self.min_colos)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """
+        Poll, compare with the last seen health, and yield one event per change; forever.
+
+        :raises CloudflareAPIError: On bad credentials, a wrong account or a malformed argument (typed as the
+            hook raises them), which end the watcher with the error in the triggerer log.
+        """
+        from airflow_provider_cftunnel.health import describe_unhealthy, parse_tunnel_ids
+        from airflow_provider_cftunnel.triggers.tunnel import TunnelPoller, _async_hook
+
+        rule = self._rule()
+        tunnel_ids = parse_tunnel_ids(self.tunnel_ids)
+        hook = await _async_hook(self.cloudflare_conn_id, check_hook_params(self.hook_params))
+        account_id = hook.account(self.account_id or None)
+        budget = TunnelPoller.budget_for(hook.credentials)
+        loop = asyncio.get_running_loop()
+
+        def acquire() -> None:  # called from the worker thread before each request
+            asyncio.run_coroutine_threadsafe(budget.acquire(), loop).result()
+
+        previous = await self._load_state()
+        failures = 0
+        where = self._describe_selection(account_id, tunnel_ids)
+        if previous:
+            self.log.info("Watching %s; resuming from the stored health of %d tunnel(s)", where, len(previous))
+        else:
+            self.log.info("Watching %s; the first poll is the baseline", where)
+        while True:
+            delay = float(self.poll_interval)
+            try:
+                verdicts = await self._poll(hook, account_id, tunnel_ids, rule, acquire)
+            except CloudflareAPIError as error:
+                if not error.is_transient:
+                    self.log.error("Stopping the tunnel health watcher of %s: %s", where, error)
+                    raise
+                failures += 1
+                delay = min(MAX_BACKOFF, delay * 2 ** min(failures, 16)) * (0.5 + random.random() / 2)
+                if isinstance(error, CloudflareRateLimitError) and error.retry_after:
+                    delay = max(delay, error.retry_after)
+                self.log.warning(
+                    "Tunnel health poll failed (%s); not a health change, retrying in %.0f s", error, delay
+                )
+            else:
+                failures = 0
+                observed_at = datetime.now(UTC).isoformat()
+                current = {v.id: [v.status, v.healthy, v.name] for v in verdicts}
+                if previous is None:
+                    self.log.info("Baseline: %s", describe_unhealthy(verdicts, limit=10))
+                else:
+                    for payload in health_changes(previous, verdicts, observed_at=observed_at, account_id=account_id):
+                        self.log.info(
+                            "Tunnel %s (%s) went %s -> %s",
+                            payload["tunnel_name"],
+                            payload["tunnel_id"],
+                            _state(payload["previous_status"], payload["previous_healthy"]),
+                            _state(payload["status"], payload["healthy"]),
+                        )
+                        yield TriggerEvent(payload)
+                await self._save_state(previous or {}, current)
+                previous = current
+            await asyncio.sleep(delay)
+
+    async def _poll(
+        self,
+        hook: Any,
+        account_id: str,
+        tunnel_ids: list[str] | None,
+        rule: HealthRule,
+        acquire: Any,
+    ) -> list[TunnelHealth]:
+        from airflow_provider_cftunnel.health import check_tunnel_health
+
+        started = time.monotonic()
+        verdicts = await asyncio.to_thread(
+            check_tunnel_health,
+            hook,
+            account_id=account_id,
+            tunnel_ids=tunnel_ids,
+            name_prefix=self.name_prefix or None,
+            rule=rule,
+            before_request=acquire,
+        )
+        self.log.debug("Polled %d tunnel(s) in %.2f s", len(verdicts), time.monotonic() - started)
+        return verdicts
+
+    def _describe_selection(self, account_id: str, tunnel_ids: list[str] | None) -> str:
+        if tunnel_ids is not None:
+            return f"{len(tunnel_ids)} tunnel(s) of account {account_id}"
+        if self.name_prefix:
+            return f"the tunnels named {self.name_prefix}* of account {account_id}"
+        return f"every tunnel of account {account_id}"
+
+    # -- state: the asset state store on Airflow 3.3+, else memory --
+
+    async def _load_state(self) -> dict[str, Remembered] | None:
+        """The stored health per tunnel, or ``None`` for "take a baseline" (nothing stored, or no store)."""
+        store = self.asset_state_store
+        if store is None:
+            return None
+        state: dict[str, Remembered] = {}
+        try:
+            for shard in _SHARDS:
+                value = await store.aget(_STATE_KEY.format(shard))
+                if isinstance(value, dict):
+                    state.update({k: v for k, v in value.items() if isinstance(v, list) and len(v) == 3})
+        except Exception as error:  # a store we cannot read: fall back to a new baseline, and say so
+            self.log.warning("Could not read the asset state store (%s); taking a new baseline", error)
+            return None
+        return state or None
+
+    async def _save_state(self, previous: dict[str, Remembered], current: dict[str, Remembered]) -> None:
+        """Write the shards that changed (each holds the tunnels whose id starts with its hex digit)."""
+        store = self.asset_state_store
+        if store is None:
+            return
+        changed = {tid[:1] for tid in set(previous) ^ set(current)}
+        changed |= {tid[:1] for tid in current if previous.get(tid) != current[tid]}
+        try:
+            for shard in sorted(changed):
+                value: dict[str, Any] = {tid: state for tid, state in current.items() if tid[:1] == shard}
+                key = _STATE_KEY.format(shard)
+                if value:
+                    await store.aset(key, value)
+                else:
+                    await store.adelete(key)
+        except Exception as error:
+            self.log.warning("Could not write the asset state store (%s); a restart will take a new baseline", error)
+
+
+def _state(status: str | None, healthy: bool | None) -> str:
+    if status is None and healthy is None:
+        return "(new)"
+    return f"{status or 'unknown'} ({'healthy' if healthy else 'unhealthy'})"

@@ -1,0 +1,187 @@
+"""The fleet health check (selection, request cost, verdicts, report) against the local simulator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_provider_cftunnel.exceptions import CloudflareAuthError, CloudflareConfigError, CloudflareNotFoundError
+from airflow_provider_cftunnel.health import (
+    check_tunnel_health,
+    describe_unhealthy,
+    health_report,
+    parse_tunnel_ids,
+)
+from airflow_provider_cftunnel.hooks.cloudflare import CloudflareHook
+from airflow_provider_cftunnel.rules import HealthRule
+
+UNKNOWN_ID = "00000000-0000-4000-8000-0000000000aa"
+
+
+@pytest.fixture
+def fleet(ready_sim):
+    """The default tunnel (healthy) plus prod-web-1..4 (healthy, degraded, down, inactive), prod-db-1 (healthy,
+    1 connection in 1 colo) and a deleted prod-web-old."""
+    sim = ready_sim
+    ids = {}
+    for name in ("prod-web-1", "prod-web-2", "prod-web-3", "prod-web-4", "prod-db-1", "prod-web-old"):
+        ids[name] = sim.add_tunnel(name=name)
+    sim.add_connector(ids["prod-web-1"], live=4)
+    sim.add_connector(ids["prod-web-2"], live=3, pending=1)
+    old = sim.add_connector(ids["prod-web-3"], live=4)
+    sim.remove_connector(ids["prod-web-3"], old)
+    sim.add_connector(ids["prod-db-1"], live=1)
+    sim.add_connector(ids["prod-web-old"], live=4)
+    sim.delete_tunnel(ids["prod-web-old"])
+    sim.clear_requests()
+    return sim, ids
+
+
+def hook() -> CloudflareHook:
+    return CloudflareHook(max_retries=1, backoff_factor=0.01)
+
+
+def statuses(verdicts):
+    return {v.name: (v.status, v.healthy) for v in verdicts}
+
+
+class TestSelection:
+    def test_prefix_excludes_deleted_tunnels_and_other_prefixes_in_one_request(self, fleet):
+        sim, _ = fleet
+        verdicts = check_tunnel_health(hook(), name_prefix="prod-web-")
+        assert statuses(verdicts) == {
+            "prod-web-1": ("healthy", True),
+            "prod-web-2": ("degraded", False),
+            "prod-web-3": ("down", False),
+            "prod-web-4": ("inactive", False),
+        }
+        requests = sim.requests
+        assert len(requests) == 1
+        assert requests[0].query == {
+            "include_prefix": "prod-web-",
+            "is_deleted": "false",
+            "per_page": "1000",
+            "page": "1",
+        }
+
+    def test_whole_account_without_a_selection(self, fleet):
+        sim, _ = fleet
+        verdicts = check_tunnel_health(hook())
+        assert {v.name for v in verdicts} == {
+            "cfsim-tunnel",
+            "prod-web-1",
+            "prod-web-2",
+            "prod-web-3",
+            "prod-web-4",
+            "prod-db-1",
+        }
+        assert len(sim.requests) == 1
+
+    def test_default_rule_makes_no_connections_request(self, fleet):
+        sim, _ = fleet
+        check_tunnel_health(hook(), name_prefix="prod-")
+        assert sim.requests_matching("/connections$") == []
+
+    def test_explicit_ids_keep_their_order_and_report_unknown_and_deleted_ones(self, fleet):
+        sim, ids = fleet
+        wanted = [ids["prod-web-3"], UNKNOWN_ID, ids["prod-web-1"].upper(), ids["prod-web-old"]]
+        verdicts = check_tunnel_health(hook(), tunnel_ids=wanted)
+        assert [v.id for v in verdicts] == [i.lower() for i in wanted]
+        assert [v.healthy for v in verdicts] == [False, False, True, False]
+        assert "not found" in verdicts[1].reasons[0]
+        assert "not found" in verdicts[3].reasons[0]  # deleted tunnels never count
+        assert len(sim.requests) == 1  # more than two ids: one list request
+
+    def test_one_or_two_ids_are_read_one_by_one(self, fleet):
+        sim, ids = fleet
+        verdicts = check_tunnel_health(hook(), tunnel_ids=[ids["prod-web-1"], UNKNOWN_ID])
+        assert [(v.name, v.healthy) for v in verdicts] == [("prod-web-1", True), (None, False)]
+        assert [r.path.rsplit("/", 1)[-1] for r in sim.requests] == [ids["prod-web-1"], UNKNOWN_ID]
+
+    def test_a_deleted_tunnel_read_by_id_is_unhealthy(self, fleet):
+        _, ids = fleet
+        (verdict,) = check_tunnel_health(hook(), tunnel_ids=[ids["prod-web-old"]])
+        assert not verdict.healthy
+        assert any("deleted" in r or "not found" in r for r in verdict.reasons)
+
+    def test_ids_and_prefix_together_are_refused(self, fleet):
+        with pytest.raises(CloudflareConfigError, match="not both"):
+            check_tunnel_health(hook(), tunnel_ids=[UNKNOWN_ID], name_prefix="prod-")
+
+
+class TestConnectionsOnlyWhereNeeded:
+    def test_thresholds_fetch_connections_only_for_tunnels_whose_status_passes(self, fleet):
+        sim, ids = fleet
+        rule = HealthRule(("healthy", "degraded"), min_live_connections=2)
+        verdicts = {v.name: v for v in check_tunnel_health(hook(), name_prefix="prod-", rule=rule)}
+        fetched = sorted(r.path.split("/")[-2] for r in sim.requests_matching("/connections$"))
+        assert fetched == sorted([ids["prod-web-1"], ids["prod-web-2"], ids["prod-db-1"]])
+        assert verdicts["prod-web-1"].healthy
+        assert verdicts["prod-web-1"].live_connections == 4
+        assert verdicts["prod-web-1"].colos == ("DFW", "IAD")
+        assert verdicts["prod-web-2"].healthy  # degraded allowed, 3 live
+        assert verdicts["prod-db-1"].reasons == ("1 live connection(s), needs 2",)
+        assert verdicts["prod-web-3"].live_connections is None  # down: not fetched, not guessed
+
+    def test_min_colos(self, fleet):
+        rule = HealthRule(min_colos=2)
+        verdicts = {v.name: v for v in check_tunnel_health(hook(), name_prefix="prod-", rule=rule)}
+        assert verdicts["prod-web-1"].healthy
+        assert verdicts["prod-db-1"].reasons == ("1 data centre(s) (DFW), needs 2",)
+
+
+class TestErrors:
+    def test_bad_credentials_are_an_error_not_unhealthy(self, fleet, set_connection):
+        sim, _ = fleet
+        set_connection(password="revoked-token-9f8e7d", host=sim.base_url, extra={"account_id": sim.account_id})
+        with pytest.raises(CloudflareAuthError):
+            check_tunnel_health(hook(), name_prefix="prod-")
+
+    def test_wrong_account_is_an_error(self, fleet):
+        with pytest.raises(CloudflareNotFoundError, match="account"):
+            check_tunnel_health(hook(), account_id="f" * 32, tunnel_ids=[UNKNOWN_ID])
+        with pytest.raises(CloudflareNotFoundError, match="account"):
+            check_tunnel_health(hook(), account_id="f" * 32)
+
+    @pytest.mark.parametrize("value", [["not-a-uuid"], "x,y", [], "[1"])
+    def test_malformed_ids_are_an_error(self, value):
+        with pytest.raises(CloudflareConfigError):
+            parse_tunnel_ids(value)
+
+
+def test_parse_tunnel_ids_accepts_lists_and_strings():
+    a, b = "c1744f8b-faa1-48a4-9e5c-02ac921467fa", "1bedc50d-42b3-473c-b108-ff3d10c0d925"
+    assert parse_tunnel_ids(None) is None
+    assert parse_tunnel_ids([a, b, a.upper()]) == [a, b]
+    assert parse_tunnel_ids(f"{a}, {b}") == [a, b]
+    assert parse_tunnel_ids(f'["{a}", "{b}"]') == [a, b]
+
+
+def test_report_is_plain_json_with_no_secret(fleet):
+    sim, ids = fleet
+    rule = HealthRule(min_live_connections=2)
+    verdicts = check_tunnel_health(hook(), name_prefix="prod-web-", rule=rule)
+    report = health_report(verdicts, rule=rule, account_id=sim.account_id, name_prefix="prod-web-")
+    text = json.dumps(report)
+    assert json.loads(text) == report
+    assert sim.api_token not in text
+    assert report["healthy"] is False
+    assert report["checked"] == 4
+    assert report["healthy_count"] == 1
+    assert sorted(report["unhealthy"]) == sorted(ids[n] for n in ("prod-web-2", "prod-web-3", "prod-web-4"))
+    assert report["connections_fetched"] == 1
+    assert report["selection"] == {"account_id": sim.account_id, "tunnel_ids": None, "name_prefix": "prod-web-"}
+    assert report["rule"] == {"allowed_statuses": ["healthy"], "min_live_connections": 2, "min_colos": 1}
+
+
+def test_describe_unhealthy_names_each_and_shortens_past_the_limit():
+    rule = HealthRule()
+    verdicts = [HealthRule.unknown(f"00000000-0000-4000-8000-{i:012d}") for i in range(25)]
+    text = describe_unhealthy(verdicts, limit=20)
+    assert text.startswith("25 of 25 tunnel(s) unhealthy: 00000000-0000-4000-8000-000000000000: not found")
+    assert "000000000019" in text
+    assert "000000000020" not in text
+    assert text.endswith("; and 5 more")
+    assert describe_unhealthy([]) == "all 0 tunnel(s) healthy"
+    assert rule.allowed_statuses == ("healthy",)
