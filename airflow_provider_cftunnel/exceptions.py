@@ -99,7 +99,7 @@ class CloudflareNotFoundError(CloudflareAPIError):
 
 class CloudflareRateLimitError(CloudflareAPIError):
     """
-    Cloudflare kept answering 429 after every retry.
+    Cloudflare answered 429 (rate limited), after the hook's retries if it had any.
 
     :param retry_after: Seconds Cloudflare asked to wait (``Retry-After``), when it said.
     """

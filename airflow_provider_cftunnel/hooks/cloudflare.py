@@ -7,10 +7,12 @@ never pay for ``requests`` at parse time.
 from __future__ import annotations
 
 import os
+import random
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import takewhile
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
@@ -20,14 +22,14 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from airflow_provider_cftunnel import __version__
+from airflow_provider_cftunnel.errors import describe_transport_error, error_class, format_errors, hint
 from airflow_provider_cftunnel.exceptions import (
     CloudflareAPIError,
     CloudflareAuthError,
     CloudflareConfigError,
-    CloudflareNotFoundError,
     CloudflareRateLimitError,
 )
-from airflow_provider_cftunnel.models import Tunnel, TunnelConnector, _show, validate_account_id, validate_uuid
+from airflow_provider_cftunnel.models import Tunnel, TunnelConnector, show_value, validate_account_id, validate_uuid
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Connection
@@ -41,26 +43,22 @@ USER_AGENT = f"airflow-provider-cftunnel/{__version__}"
 MAX_RETRY_AFTER = 300.0
 #: Statuses worth asking again: rate limited, or a server/edge error (Cloudflare's own 52x included).
 RETRY_STATUSES = frozenset([429, *range(500, 600)])
-#: Error codes that mean "your credentials are wrong", whatever HTTP status carries them.
-AUTH_ERROR_CODES = frozenset([1000, 6003, 6102, 6103, 6111, 9103, 9106, 9109, 10000, 10001])
-#: Error codes that mean "no such route": almost always a wrong account id.
-NO_ROUTE_CODES = frozenset([7000, 7003])
 #: Cloudflare's rate limit per token, shared by everything that uses the token.
 DEFAULT_RATE_LIMIT_REQUESTS = 1200
 DEFAULT_RATE_LIMIT_PERIOD = 300.0
 
-TUNNEL_READ_PERMISSION = '"Cloudflare Tunnel Read" (Account > Cloudflare Tunnel > Read)'
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+")
-_MAX_MESSAGE = 200
 _MAX_PAGES = 1000
 
 
 class CloudflareRetry(Retry):
     """
-    ``urllib3``'s retry policy, with Cloudflare's ``Retry-After`` capped at ``max_retry_after`` seconds.
+    ``urllib3``'s retry policy, with a backoff before every retry and ``Retry-After`` capped.
 
-    ``urllib3`` already does the jittered exponential backoff and reads ``Retry-After`` as seconds or as an
-    HTTP date; this only bounds the wait, on every ``urllib3`` 2.x.
+    ``urllib3`` reads ``Retry-After`` as seconds or as an HTTP date; this bounds it at ``max_retry_after``
+    seconds. Without ``Retry-After``, ``urllib3`` waits nothing before the first retry, so a 5xx or a 429 would be
+    asked again at once: here retry N waits ``backoff_factor * 2 ** (N - 1)`` seconds plus up to
+    ``backoff_jitter`` of random jitter, at most ``backoff_max`` (the first retry waits about ``backoff_factor``).
     """
 
     def __init__(self, *args: Any, max_retry_after: float = MAX_RETRY_AFTER, **kwargs: Any) -> None:
@@ -74,6 +72,17 @@ class CloudflareRetry(Retry):
 
     def parse_retry_after(self, retry_after: str) -> float:
         return min(super().parse_retry_after(retry_after), self.max_retry_after)
+
+    def get_backoff_time(self) -> float:
+        """Seconds to wait before the next retry: ``backoff_factor * 2 ** (N - 1)`` plus jitter, capped."""
+        # Only the last run of consecutive errors counts (a redirect starts a new run), as in urllib3.
+        errors = len(list(takewhile(lambda entry: entry.redirect_location is None, reversed(self.history))))
+        if errors == 0:
+            return 0.0
+        backoff = self.backoff_factor * 2 ** (errors - 1)
+        if self.backoff_jitter:
+            backoff += random.random() * self.backoff_jitter
+        return float(max(0.0, min(self.backoff_max, backoff)))
 
 
 def parse_retry_after(value: str | None, cap: float = MAX_RETRY_AFTER) -> float | None:
@@ -124,20 +133,19 @@ class CloudflareCredentials:
         :param conn: The connection.
         :param extra: Its extra as a dict, when the caller already has it (the triggerer reads it async).
         """
-        conn_id = conn.conn_id
         if extra is None:
             extra = conn.extra_dejson
         secret = (conn.password or "").strip()
         if not secret:
             raise CloudflareConfigError(
-                f"Connection {conn_id!r} has no API token: put a Cloudflare API token in its password "
-                "field (shown as 'API Token'), or an email in 'login' and the Global API Key in 'password'."
+                "The connection has no API token: put a Cloudflare API token in its password field (shown as "
+                "'API Token'), or an email in 'login' and the Global API Key in 'password'."
             )
         login = (conn.login or "").strip() or None
         if login is not None and not _EMAIL_RE.fullmatch(login):
             raise CloudflareConfigError(
-                f"Connection {conn_id!r}: the login field is only for the account email of legacy Global "
-                "API Key auth, and it does not look like an email. Leave it empty to use an API token."
+                "The connection's login field is only for the account email of legacy Global API Key auth, "
+                "and it does not look like an email. Leave it empty to use an API token."
             )
         try:
             raw_requests, raw_period = _extra(extra, "rate_limit_requests"), _extra(extra, "rate_limit_period")
@@ -147,8 +155,8 @@ class CloudflareCredentials:
             requests_allowed, period = 0, 0.0
         if requests_allowed < 1 or not period > 0:
             raise CloudflareConfigError(
-                f"Connection {conn_id!r}: rate_limit_requests must be a whole number >= 1 and rate_limit_period "
-                "a number of seconds > 0 (Cloudflare's limit: 1200 per 300)."
+                "The connection's rate_limit_requests must be a whole number >= 1 and rate_limit_period a "
+                "number of seconds > 0 (Cloudflare's limit: 1200 per 300)."
             )
         return cls(
             secret=secret,
@@ -409,7 +417,7 @@ class CloudflareHook(BaseHook):
         params: dict[str, str] = {}
         for key, value in filters.items():
             if not isinstance(value, str | int | bool) or key == "page":
-                raise CloudflareConfigError(f"Invalid tunnel filter {key}={_show(value)}")
+                raise CloudflareConfigError(f"Invalid tunnel filter {key}={show_value(value)}")
             params[key] = str(value).lower() if isinstance(value, bool) else str(value)
         params.setdefault("per_page", "100")
         per_page = int(params["per_page"]) if params["per_page"].isdigit() else 0
@@ -464,7 +472,7 @@ class CloudflareHook(BaseHook):
                 result = self._result_object(self.request(f"/accounts/{account_id}/tokens/verify"), "token")
             status = result.get("status")
             if status != "active":
-                return False, f"The API token is not active (status: {_show(status)}); create or enable one."
+                return False, f"The API token is not active (status: {show_value(status)}); create or enable one."
             if account_id is None:
                 return True, (f"API token is active ({kind} token). Set the Account ID to let tasks omit account_id.")
             self.request(f"/accounts/{account_id}/cfd_tunnel", params={"per_page": "1"})
@@ -501,7 +509,7 @@ class CloudflareHook(BaseHook):
             response = self._session.get(url, params=params, timeout=self.timeout, allow_redirects=False)
             body = response.content
         except requests.exceptions.RequestException as error:
-            raise CloudflareAPIError(self._redact(_describe_transport_error(error, url))) from None
+            raise CloudflareAPIError(self._redact(describe_transport_error(error, url, self.max_retries))) from None
         return self._envelope(response, body, path)
 
     def _envelope(self, response: requests.Response, body: bytes, path: str) -> dict[str, Any]:
@@ -522,8 +530,7 @@ class CloudflareHook(BaseHook):
         if not isinstance(envelope, dict):
             content_type = response.headers.get("Content-Type", "unknown content type").split(";")[0]
             kind = "an empty response" if not body else f"a non-JSON response ({content_type}, {len(body)} bytes)"
-            error_class = _error_class(status, set())
-            raise error_class(
+            raise error_class(status, ())(
                 f"Cloudflare API returned {kind} with HTTP {status} for {path}"
                 + (" - likely a gateway or proxy error" if status >= 500 else ""),
                 status_code=status,
@@ -533,48 +540,24 @@ class CloudflareHook(BaseHook):
         if 200 <= status < 300 and envelope.get("success") is not False:
             return envelope
         codes = {e["code"] for e in errors if isinstance(e.get("code"), int)}
-        error_class = _error_class(status, codes)
-        message = self._redact(_format_errors(status, errors)) + self._hint(status, codes, error_class, path)
-        if error_class is CloudflareRateLimitError:
+        cls = error_class(status, codes)
+        credentials = self.credentials
+        message = self._redact(format_errors(status, errors)) + hint(
+            cls,
+            codes,
+            path,
+            uses_global_key=credentials.uses_global_key,
+            rate_limit=(credentials.rate_limit_requests, credentials.rate_limit_period),
+            retries=_retries_made(response),
+        )
+        if cls is CloudflareRateLimitError:
             raise CloudflareRateLimitError(
                 message,
                 status_code=status,
                 errors=errors,
                 retry_after=parse_retry_after(response.headers.get("Retry-After"), self.max_retry_after),
             )
-        raise error_class(message, status_code=status, errors=errors)
-
-    def _hint(self, status: int, codes: set[int], error_class: type[CloudflareAPIError], path: str) -> str:
-        credentials = self.credentials
-        if error_class is CloudflareAuthError:
-            if codes & {6003, 6111, 6102, 6103} and not credentials.uses_global_key:
-                return (
-                    " - the Authorization header was refused. If the password holds a Global API Key, put the "
-                    "account email in the connection's login (Email) field so it is sent as X-Auth-Key."
-                )
-            if 9103 in codes or credentials.uses_global_key:
-                return " - check the email and Global API Key of connection " + repr(self.cloudflare_conn_id)
-            if 9109 in codes:
-                return (
-                    " - the token may not be used for this account or from this IP; check its account "
-                    f"resources and IP filtering. It needs {TUNNEL_READ_PERMISSION}."
-                )
-            if 9106 in codes:
-                return f" - no credentials reached Cloudflare; check connection {self.cloudflare_conn_id!r}."
-            return (
-                f" - check the API token of connection {self.cloudflare_conn_id!r}; "
-                f"the token needs {TUNNEL_READ_PERMISSION}."
-            )
-        if error_class is CloudflareNotFoundError or codes & NO_ROUTE_CODES:
-            if codes & NO_ROUTE_CODES:
-                return " - check the account id (32 hex characters, from the dashboard URL)."
-            return f" - {path} is not known to Cloudflare (not registered yet, or no longer tracked)."
-        if error_class is CloudflareRateLimitError:
-            return (
-                " - rate limited after every retry; Cloudflare allows 1,200 requests per 5 minutes per token, "
-                "shared by everything that uses it."
-            )
-        return ""
+        raise cls(message, status_code=status, errors=errors)
 
     def _redact(self, text: str) -> str:
         credentials = self._preset_credentials or self.__dict__.get("credentials")
@@ -608,74 +591,8 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _error_class(status: int, codes: set[int]) -> type[CloudflareAPIError]:
-    """The one place that maps an HTTP status and Cloudflare codes to an error type."""
-    if status == 429:
-        return CloudflareRateLimitError
-    if status in (401, 403) or (status < 500 and codes & AUTH_ERROR_CODES):
-        return CloudflareAuthError
-    if status == 404:
-        return CloudflareNotFoundError
-    return CloudflareAPIError
-
-
-def _format_errors(status: int, errors: list[dict[str, Any]]) -> str:
-    """``Cloudflare API error 10000 (HTTP 403): Authentication error``, for each of the first few errors."""
-    if not errors:
-        return f"Cloudflare API error (HTTP {status}): no error details in the response"
-    parts = []
-    for error in errors[:3]:
-        text = f"Cloudflare API error {_code(error)} (HTTP {status}): {_message(error)}"
-        chain = [e for e in _list(error.get("error_chain")) if isinstance(e, dict)]
-        if chain:
-            text += " [" + "; ".join(f"{_code(e)}: {_message(e)}" for e in chain[:3]) + "]"
-        parts.append(text)
-    if len(errors) > 3:
-        parts.append(f"and {len(errors) - 3} more")
-    return "; ".join(parts)
-
-
-def _code(error: Mapping[str, Any]) -> str:
-    code = error.get("code")
-    return str(code) if isinstance(code, int) and not isinstance(code, bool) else "?"
-
-
-def _message(error: Mapping[str, Any]) -> str:
-    message = error.get("message")
-    if not isinstance(message, str) or not message.strip():
-        return "(no message)"
-    message = " ".join(message.split())
-    return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "..."
-
-
-def _describe_transport_error(error: requests.exceptions.RequestException, url: str) -> str:
-    """A one-line reason for a request that got no usable answer (never the full urllib3 chain)."""
-    from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError, ReadTimeoutError
-
-    where = urlsplit(url)
-    target = f"{where.scheme}://{where.netloc}"
-    cause: Any = error.args[0] if error.args else None
-    if isinstance(cause, MaxRetryError):
-        cause = cause.reason
-    if isinstance(error, requests.exceptions.ConnectTimeout):
-        reason = "connecting timed out"
-    elif isinstance(error, requests.exceptions.ReadTimeout) or isinstance(cause, ReadTimeoutError):
-        reason = "no answer within the read timeout"
-    elif isinstance(error, requests.exceptions.SSLError):
-        reason = "TLS handshake failed"
-    elif isinstance(error, requests.exceptions.ProxyError):
-        reason = "the proxy refused or failed the request"
-    elif isinstance(error, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
-        reason = "the answer was cut off or garbled"
-    elif isinstance(cause, NewConnectionError):
-        reason = "the connection was refused or the host is unknown"
-    elif isinstance(cause, ProtocolError):
-        reason = "the connection was closed or reset without an answer"
-    elif isinstance(error, requests.exceptions.ConnectionError):
-        reason = "the connection failed"
-    else:
-        reason = type(error).__name__
-    return (
-        f"Could not reach the Cloudflare API at {target} ({reason}), after retries. "
-        "Check the network, any proxy, and the connection's API base URL (host field)."
-    )
+def _retries_made(response: requests.Response) -> int:
+    """How many times ``urllib3`` retried before this answer (0 when it is the first, or unknown)."""
+    retry = getattr(response.raw, "retries", None)
+    history = getattr(retry, "history", None)
+    return len(history) if isinstance(history, tuple) else 0

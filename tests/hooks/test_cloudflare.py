@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import email.utils
+import random
 import time
 
 import pytest
+from urllib3.util.retry import RequestHistory
 
 from airflow_provider_cftunnel.exceptions import CloudflareConfigError
 from airflow_provider_cftunnel.hooks.cloudflare import (
@@ -39,8 +41,20 @@ class TestCredentials:
 
     def test_no_password_is_a_clear_error(self, set_connection):
         set_connection(extra={"account_id": ACCOUNT_ID})
-        with pytest.raises(CloudflareConfigError, match="has no API token"):
+        with pytest.raises(CloudflareConfigError, match=r"^The connection has no API token: put a Cloudflare API"):
             _ = CloudflareHook().credentials
+
+    def test_credential_errors_do_not_name_the_connection_id(self, set_connection):
+        # Airflow's UI tests a copy of the connection under a random id: naming it would mislead
+        set_connection("nE4JrPNG", login="not-an-email", password=TOKEN, extra={"rate_limit_requests": 0})
+        with pytest.raises(CloudflareConfigError) as info:
+            _ = CloudflareHook("nE4JrPNG").credentials
+        assert str(info.value).startswith("The connection's login field is only for the account email")
+        assert "nE4JrPNG" not in str(info.value)
+        set_connection("nE4JrPNG", password=TOKEN, extra={"rate_limit_requests": 0})
+        with pytest.raises(CloudflareConfigError, match=r"^The connection's rate_limit_requests must be") as info:
+            _ = CloudflareHook("nE4JrPNG").credentials
+        assert "nE4JrPNG" not in str(info.value)
 
     def test_host_is_the_api_base_url(self, set_connection):
         set_connection(password=TOKEN, host="http://127.0.0.1:9/client/v4/")
@@ -137,6 +151,35 @@ class TestRetryAfter:
         retry = CloudflareRetry(total=3, max_retry_after=12).new(total=2)
         assert retry.max_retry_after == 12
         assert retry.parse_retry_after("100") == 12
+
+
+def after_errors(retry: CloudflareRetry, count: int, redirect_first: bool = False) -> CloudflareRetry:
+    """``retry`` as urllib3 hands it on after ``count`` failed attempts (a 502 each)."""
+    history = [RequestHistory("GET", "/x", None, 502, None) for _ in range(count)]
+    if redirect_first:
+        history.insert(0, RequestHistory("GET", "/x", None, 302, "/y"))
+    return retry.new(history=tuple(history))
+
+
+class TestBackoff:
+    def test_the_first_retry_waits_the_backoff_factor(self):
+        # urllib3's own formula waits nothing before the first retry: a 5xx or a bare 429 was asked again at once
+        retry = CloudflareRetry(total=5, backoff_factor=0.5, backoff_jitter=0)
+        assert retry.get_backoff_time() == 0
+        assert [after_errors(retry, n).get_backoff_time() for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 4.0]
+
+    def test_jitter_is_added_and_the_cap_holds(self):
+        random.seed(7)
+        retry = CloudflareRetry(total=9, backoff_factor=1.0, backoff_jitter=1.0, backoff_max=10)
+        waits = [after_errors(retry, 1).get_backoff_time() for _ in range(200)]
+        assert all(1.0 <= wait <= 2.0 for wait in waits)
+        assert len(set(waits)) > 100  # jittered, not one fixed delay
+        assert after_errors(retry, 8).get_backoff_time() == 10
+
+    def test_only_errors_since_the_last_redirect_count(self):
+        retry = CloudflareRetry(total=5, backoff_factor=0.5, backoff_jitter=0)
+        assert after_errors(retry, 1, redirect_first=True).get_backoff_time() == 0.5
+        assert retry.new(history=(RequestHistory("GET", "/x", None, 302, "/y"),)).get_backoff_time() == 0
 
 
 class TestSession:

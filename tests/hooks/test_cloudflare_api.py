@@ -140,7 +140,15 @@ class TestRetries:
         fast_hook(backoff_factor=0.2).get_tunnel_connector(ready_sim.tunnel_id, ready_sim.connector_id)
         times = [r.time for r in api_requests(ready_sim)]
         assert len(times) == 4
-        assert times[3] - times[2] >= 0.2 * 2 * 0.9  # exponential: factor * 2 ** (n - 1)
+        assert times[1] - times[0] >= 0.2 * 0.9  # even the first retry waits
+        assert times[3] - times[2] >= 0.2 * 4 * 0.9  # exponential: factor * 2 ** (n - 1)
+
+    def test_first_retry_after_a_5xx_waits_the_backoff_factor(self, ready_sim):
+        ready_sim.inject_fault(CONNECTOR_PATH, kind="server_error", status=502, count=1)
+        fast_hook(backoff_factor=0.4).get_tunnel_connector(ready_sim.tunnel_id, ready_sim.connector_id)
+        first, second = api_requests(ready_sim)
+        assert (first.status, second.status) == (502, 200)
+        assert 0.4 * 0.9 <= second.time - first.time <= 0.4 * 2 + 1.0  # factor, plus up to factor of jitter
 
     def test_rate_limited_after_every_retry(self, ready_sim):
         ready_sim.inject_fault(CONNECTOR_PATH, kind="rate_limit", count=None, retry_after=0)
@@ -149,7 +157,25 @@ class TestRetries:
         assert len(api_requests(ready_sim)) == 3
         assert info.value.status_code == 429
         assert info.value.codes == [971]
-        assert "Cloudflare API error 971 (HTTP 429)" in str(info.value)
+        assert str(info.value).startswith("Cloudflare API error 971 (HTTP 429)")
+        assert str(info.value).endswith(
+            " - rate limited after 2 retries; the connection is set to 1,200 requests per 300 s (extra "
+            "rate_limit_requests / rate_limit_period), a budget shared by everything that uses its token."
+        )
+
+    def test_rate_limit_message_without_retries_quotes_the_configured_limit(self, ready_sim, set_connection):
+        # the triggerer's hook never retries: its message must not claim it did
+        extra = {"account_id": ready_sim.account_id, "rate_limit_requests": 600, "rate_limit_period": 60}
+        set_connection(password=ready_sim.api_token, host=ready_sim.base_url, extra=extra)
+        ready_sim.inject_fault(CONNECTOR_PATH, kind="rate_limit", count=None, retry_after=0)
+        with pytest.raises(CloudflareRateLimitError) as info:
+            fast_hook(max_retries=0).get_tunnel_connector(ready_sim.tunnel_id, ready_sim.connector_id)
+        assert len(api_requests(ready_sim)) == 1
+        assert str(info.value).endswith(
+            " - rate limited; the connection is set to 600 requests per 60 s (extra rate_limit_requests / "
+            "rate_limit_period), a budget shared by everything that uses its token."
+        )
+        assert "retr" not in str(info.value)
 
     @pytest.mark.parametrize("status", [500, 502, 503, 504])
     @pytest.mark.parametrize("body", ["json", "html"])
@@ -203,9 +229,18 @@ class TestRetries:
         with pytest.raises(CloudflareAPIError) as info:
             fast_hook(max_retries=1).list_tunnel_connectors("c1744f8b-faa1-48a4-9e5c-02ac921467fa")
         message = str(info.value)
-        assert f"Could not reach the Cloudflare API at http://127.0.0.1:{port}" in message
-        assert "host field" in message
-        assert "HTTPConnectionPool" not in message
+        assert message == (
+            f"Could not reach the Cloudflare API at http://127.0.0.1:{port} (the connection was refused or the "
+            "host is unknown) after 1 retry. Check the network, any proxy, and the connection's API base URL "
+            "(host field)."
+        )
+
+    def test_an_answer_cut_off_is_not_said_to_be_retried(self, ready_sim):
+        ready_sim.inject_fault(CONNECTOR_PATH, kind="short_body", count=None)
+        with pytest.raises(CloudflareAPIError, match=r"\(the answer was cut off or garbled\)\. Check") as info:
+            fast_hook(max_retries=3).get_tunnel_connector(ready_sim.tunnel_id, ready_sim.connector_id)
+        assert len(api_requests(ready_sim)) == 1  # the body is read after urllib3's retries: never retried
+        assert "retr" not in str(info.value)
 
 
 class TestErrors:
@@ -233,9 +268,23 @@ class TestErrors:
         with pytest.raises(CloudflareAuthError) as info:
             fast_hook().get_tunnel_connector(ready_sim.tunnel_id, ready_sim.connector_id)
         message = str(info.value)
-        assert "Cloudflare Tunnel Read" in message
-        assert "wrong-token-value" not in message
+        assert message == (
+            "Cloudflare API error 10000 (HTTP 403): Authentication error - check the connection's API token; "
+            'the token needs "Cloudflare Tunnel Read" (Account > Cloudflare Tunnel > Read).'
+        )
         assert len(api_requests(ready_sim)) == 1
+
+    def test_wrong_global_key_names_the_fields_to_check(self, ready_sim, set_connection):
+        set_connection(
+            login=ready_sim.global_key_email,
+            password="0" * 37,
+            host=ready_sim.base_url,
+            extra={"account_id": ready_sim.account_id},
+        )
+        with pytest.raises(CloudflareAuthError) as info:
+            fast_hook().get_tunnel_connector(ready_sim.tunnel_id, ready_sim.connector_id)
+        assert str(info.value).endswith(" - check the connection's email (login) and Global API Key (password).")
+        assert "cloudflare_default" not in str(info.value)
 
     def test_global_key_sent_as_bearer_gets_a_hint(self, ready_sim, set_connection):
         set_connection(
@@ -343,7 +392,24 @@ class TestTestConnection:
         set_connection(password="tok", host="http://127.0.0.1:9/client/v4")
         ok, message = fast_hook(max_retries=0).test_connection()
         assert not ok
-        assert "Could not reach the Cloudflare API" in message
+        assert message.startswith(
+            "Could not reach the Cloudflare API at http://127.0.0.1:9 (the connection was refused or the host is "
+            "unknown). Check"
+        )
+
+    def test_messages_do_not_name_the_tested_copy(self, ready_sim, set_connection):
+        # Airflow's UI tests a copy of the connection under a random id, e.g. 'nE4JrPNG'
+        set_connection("nE4JrPNG", password="s3cr3t-wrong-token", host=ready_sim.base_url)
+        ok, message = CloudflareHook("nE4JrPNG", max_retries=0).test_connection()
+        assert not ok
+        assert message == (
+            "Cloudflare API error 1000 (HTTP 401): Invalid API Token - check the connection's API token; the token "
+            'needs "Cloudflare Tunnel Read" (Account > Cloudflare Tunnel > Read).'
+        )
+        set_connection("nE4JrPNG", host=ready_sim.base_url)
+        ok, message = CloudflareHook("nE4JrPNG", max_retries=0).test_connection()
+        assert not ok
+        assert message.startswith("The connection has no API token: put a Cloudflare API token in its password")
 
 
 def test_no_secret_in_logs_or_errors(ready_sim, set_connection, caplog):
