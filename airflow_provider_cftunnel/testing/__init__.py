@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         OTHER_ACCOUNT_ID,
         ScenarioError,
         default_scenario,
+        fleet_tunnel_id,
         load_scenario,
         normalize_scenario,
     )
@@ -87,6 +88,7 @@ __all__ = [
     "RequestRecord",
     "ScenarioError",
     "default_scenario",
+    "fleet_tunnel_id",
     "load_scenario",
     "normalize_scenario",
 ]

@@ -1,7 +1,7 @@
 """Command line: serve the local Cloudflare simulator until SIGTERM or SIGINT.
 
 ``python -m airflow_provider_cftunnel.testing [--host 127.0.0.1] [--port 8787] [--scenario FILE]
-[--print-scenario] [--ready-file PATH]``
+[--fleet PREFIX:COUNT ...] [--print-scenario] [--ready-file PATH]``
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from airflow_provider_cftunnel.testing.scenario import ScenarioError
+from airflow_provider_cftunnel.testing.scenario import ScenarioError, load_scenario
 from airflow_provider_cftunnel.testing.server import CloudflareSimulator
 
 
@@ -28,6 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; keep it local)")
     parser.add_argument("--port", type=int, default=8787, help="port to bind; 0 picks a free one (default 8787)")
     parser.add_argument("--scenario", metavar="FILE", help="JSON scenario file (default: the default scenario)")
+    parser.add_argument(
+        "--fleet",
+        action="append",
+        default=[],
+        metavar="PREFIX:COUNT",
+        help="add COUNT healthy tunnels named PREFIX0001... to the first account (repeatable; the scenario key "
+        "'fleets' also sets statuses)",
+    )
     parser.add_argument("--print-scenario", action="store_true", help="print the effective scenario as JSON and exit")
     parser.add_argument(
         "--ready-file",
@@ -63,9 +71,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     :param argv: the arguments (default ``sys.argv[1:]``).
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    fleets = []
+    for value in args.fleet:
+        prefix, colon, count = value.rpartition(":")
+        if not colon or not count.isdigit():
+            parser.error(f"--fleet takes PREFIX:COUNT, e.g. prod-web-:1000, got {value!r}")
+        fleets.append({"prefix": prefix, "count": int(count)})
     try:
-        sim = CloudflareSimulator(args.scenario, host=args.host, port=args.port)
+        scenario = args.scenario
+        if fleets:
+            scenario = load_scenario(args.scenario)
+            scenario["fleets"] = fleets
+        sim = CloudflareSimulator(scenario, host=args.host, port=args.port)
     except (OSError, ScenarioError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

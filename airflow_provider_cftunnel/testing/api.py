@@ -398,6 +398,10 @@ class CloudflareApi:
         exclude_prefix = query.get("exclude_prefix")
         now, epoch = self.now(), self.wall_epoch()
         legacy = self.state.legacy_tunnel_connections
+        # Since 2025-12-01 Cloudflare lists only tunnels that are not deleted unless is_deleted is given
+        deleted: bool | None = None if self.state.legacy_list_deleted else False
+        if is_deleted is not None:
+            deleted = is_deleted.lower() == "true"
         with self.state.lock:
             selected: list[Tunnel] = []
             for tunnel in self.state.account_tunnels(account_id):
@@ -405,7 +409,7 @@ class CloudflareApi:
                     continue
                 if uuid is not None and tunnel.id != uuid:
                     continue
-                if is_deleted is not None and (tunnel.deleted_at is not None) != (is_deleted.lower() == "true"):
+                if deleted is not None and (tunnel.deleted_at is not None) != deleted:
                     continue
                 if include_prefix is not None and not tunnel.name.startswith(include_prefix):
                     continue

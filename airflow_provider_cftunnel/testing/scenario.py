@@ -78,15 +78,28 @@ Format (JSON; comments are explanations, not part of the format)::
         }
       ],
 
+      // Many tunnels at once, appended to an account's tunnels (expanded by normalize_scenario). Names are
+      // prefix + a number padded to the width of count ("prod-web-0001"), ids derived (fleet_tunnel_id).
+      // "statuses" gives that many tunnels (spread deterministically) another status at start; the rest are
+      // healthy. See fleet_tunnels for the connectors behind each status.
+      "fleets": [
+        {"prefix": "prod-web-", "count": 1000, "account_id": null,   // null: the first account
+         "up_after": 0, "connections": 4, "replicas": 1,
+         "statuses": {"down": 3, "degraded": 2, "inactive": 1}}
+      ],
+
       "rate_limit": null,                     // or {"requests": 1200, "period": 300}, per credential
       "faults": [],                           // fault specs, see airflow_provider_cftunnel.testing.faults
-      "legacy_tunnel_connections": false      // true: tunnel objects also carry "connections" (pre 2026-10-05)
+      "legacy_tunnel_connections": false,     // true: tunnel objects also carry "connections" (pre 2026-10-05)
+      "legacy_list_deleted": false            // true: the tunnel list without is_deleted also lists deleted
+                                              // tunnels, as Cloudflare did before 2025-12-01
     }
 
 Timeline semantics, per connector:
 
-* Entries are ordered by ``at`` (seconds since start, non-decreasing). The connector is absent (404 on its
-  own endpoint, missing from ``/connections``) before its first entry and after a ``"gone": true`` entry.
+* Entries are ordered by ``at`` (seconds since start, non-decreasing; a negative time is before the start, so
+  the connector has that history when the simulator starts). The connector is absent (404 on its own
+  endpoint, missing from ``/connections``) before its first entry and after a ``"gone": true`` entry.
 * ``live`` connections serve traffic (``is_pending_reconnect: false``); ``pending`` ones have dropped and are
   still tracked (``is_pending_reconnect: true``). Connection ``i`` is live when ``i < live``, pending when
   ``live <= i < live + pending``. A connection keeps its id while it stays open (live, or live then pending);
@@ -106,7 +119,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import os
+import random
 import re
 import uuid
 from typing import Any
@@ -128,6 +143,7 @@ __all__ = [
     "OTHER_ACCOUNT_ID",
     "ScenarioError",
     "default_scenario",
+    "fleet_tunnel_id",
     "load_scenario",
     "normalize_scenario",
 ]
@@ -177,6 +193,8 @@ _TOP_KEYS = frozenset(
         "rate_limit",
         "faults",
         "legacy_tunnel_connections",
+        "fleets",
+        "legacy_list_deleted",
     }
 )
 _TOKEN_KEYS = frozenset(
@@ -184,6 +202,13 @@ _TOKEN_KEYS = frozenset(
 )
 _KEY_KEYS = frozenset({"email", "key", "accounts"})
 _ACCOUNT_KEYS = frozenset({"id", "name", "tunnels"})
+_FLEET_KEYS = frozenset({"prefix", "count", "account_id", "up_after", "connections", "replicas", "statuses"})
+#: The statuses a fleet can give some of its tunnels at start (the others are ``healthy``).
+FLEET_STATUSES = ("down", "degraded", "inactive")
+#: A fleet's ``down`` tunnels ran from this many seconds before their fleet was made...
+FLEET_DOWN_RAN_FROM = 3600.0
+#: ...until this many seconds before it: their connectors are gone (Cloudflare stopped tracking them).
+FLEET_DOWN_SINCE = 600.0
 _TUNNEL_KEYS = frozenset(
     {"id", "name", "created_at", "deleted_at", "remote_config", "config_src", "metadata", "connectors"}
 )
@@ -266,8 +291,9 @@ def _check_keys(obj: dict[str, Any], allowed: frozenset[str], where: str) -> Non
 
 
 def _number(value: Any, where: str, *, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-        raise ScenarioError(f"{where} must be a number >= {minimum:g}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < minimum:
+        what = "a number" if minimum == -math.inf else f"a number >= {minimum:g}"
+        raise ScenarioError(f"{where} must be {what}, got {value!r}")
     return value
 
 
@@ -301,13 +327,14 @@ def normalize_timeline(value: Any, where: str) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         raise ScenarioError(f"{where} must be a list, got {value!r}")
     entries: list[dict[str, Any]] = []
-    previous = 0.0
+    previous = -math.inf
     for index, raw in enumerate(value):
         here = f"{where}[{index}]"
         if not isinstance(raw, dict):
             raise ScenarioError(f"{here} must be an object, got {raw!r}")
         _check_keys(raw, frozenset({"at", "live", "pending", "gone"}), here)
-        at = _number(raw.get("at", previous), f"{here}.at")
+        # a negative time is before the simulator started: history it already has at start
+        at = _number(raw.get("at", max(previous, 0.0)), f"{here}.at", minimum=-math.inf)
         if at < previous:
             raise ScenarioError(f"{here}.at ({at}) is earlier than the entry before it ({previous})")
         previous = at
@@ -432,6 +459,128 @@ def normalize_tunnel(raw: Any, where: str, default_id: str, default_name: str) -
         "metadata": copy.deepcopy(metadata),
         "connectors": connectors,
     }
+
+
+def normalize_fleet(raw: Any, where: str, default_account_id: str | None) -> dict[str, Any]:
+    """Validate one fleet spec and return it with every key filled in.
+
+    :param raw: ``{"prefix", "count", "account_id"?, "up_after"?, "connections"?, "replicas"?, "statuses"?}``
+        (see the module docstring).
+    :param where: names the fleet in error messages.
+    :param default_account_id: the account of a fleet that names none.
+    :raises ScenarioError: on a missing or malformed key.
+    """
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{where} must be an object, got {raw!r}")
+    _check_keys(raw, _FLEET_KEYS, where)
+    prefix = raw.get("prefix")
+    if not isinstance(prefix, str):
+        raise ScenarioError(f"{where}.prefix must be a string, got {prefix!r}")
+    count = _count(raw.get("count"), f"{where}.count", minimum=1)
+    account_id = raw.get("account_id", default_account_id)
+    if not isinstance(account_id, str) or not ACCOUNT_ID_RE.match(account_id):
+        raise ScenarioError(f"{where}.account_id must be 32 lowercase hex digits, got {account_id!r}")
+    replicas = _count(raw.get("replicas", 1), f"{where}.replicas", minimum=1)
+    if replicas > MAX_CONNECTORS_PER_TUNNEL:
+        raise ScenarioError(f"{where}.replicas must be at most {MAX_CONNECTORS_PER_TUNNEL}, got {replicas}")
+    statuses = raw.get("statuses", {})
+    if not isinstance(statuses, dict):
+        raise ScenarioError(f"{where}.statuses must be an object, got {statuses!r}")
+    _check_keys(statuses, frozenset(FLEET_STATUSES), f"{where}.statuses")
+    counts = {s: _count(statuses.get(s, 0), f"{where}.statuses.{s}") for s in FLEET_STATUSES}
+    if sum(counts.values()) > count:
+        raise ScenarioError(f"{where}.statuses: {sum(counts.values())} tunnels, but the fleet has {count}")
+    return {
+        "prefix": prefix,
+        "count": count,
+        "account_id": account_id,
+        "up_after": _number(raw.get("up_after", 0.0), f"{where}.up_after"),
+        "connections": _count(raw.get("connections", 4), f"{where}.connections", minimum=1),
+        "replicas": replicas,
+        "statuses": counts,
+    }
+
+
+def fleet_tunnel_id(account_id: str, prefix: str, index: int) -> str:
+    """Return the id of the ``index``-th tunnel (from 0) of the fleet ``prefix`` in ``account_id``.
+
+    :param account_id: the fleet's account.
+    :param prefix: the fleet's name prefix.
+    :param index: the tunnel's position in the fleet.
+    """
+    return derived_uuid(account_id, "fleet", prefix, index)
+
+
+def fleet_tunnels(fleet: dict[str, Any], *, base: float = 0.0) -> list[dict[str, Any]]:
+    """Return the tunnel specs (to normalize) of a normalized fleet.
+
+    Tunnel ``i`` (from 0) is named ``prefix`` + ``i + 1`` zero-padded to the width of ``count``
+    (``prod-web-0001`` ... ``prod-web-1000``) and has the id :func:`fleet_tunnel_id`. Which tunnels get the
+    ``statuses`` is a deterministic pseudo-random spread over the fleet (the same fleet, the same tunnels).
+    Each tunnel has ``replicas`` connectors of ``connections`` connections each, and at start:
+
+    * ``healthy``: every connection live from ``base + up_after``;
+    * ``degraded``: the same, but one connection of the first connector pending (Cloudflare is still tracking it);
+    * ``down``: its connectors ran from ``base - 3600`` and are gone since ``base - 600`` (so
+      ``conns_active_at`` and ``conns_inactive_at`` are set, and ``/connections`` lists nothing);
+    * ``inactive``: no connector ever.
+
+    :param fleet: a fleet as :func:`normalize_fleet` returns it.
+    :param base: seconds since start the fleet is made at (``0`` in a scenario).
+    """
+    count, prefix, account_id = fleet["count"], fleet["prefix"], fleet["account_id"]
+    connections, replicas = fleet["connections"], fleet["replicas"]
+    chosen = random.Random(f"{account_id}/{prefix}/{count}").sample(range(count), sum(fleet["statuses"].values()))
+    status_of: dict[int, str] = {}
+    for status in FLEET_STATUSES:
+        wanted = fleet["statuses"][status]
+        status_of.update((index, status) for index in chosen[:wanted])
+        chosen = chosen[wanted:]
+    up_at = base + fleet["up_after"]
+    width = len(str(count))
+    tunnels = []
+    for index in range(count):
+        status = status_of.get(index, "healthy")
+        timelines: list[list[dict[str, Any]]]
+        if status == "inactive":
+            timelines = []
+        elif status == "down":
+            ran = [
+                {"at": base - FLEET_DOWN_RAN_FROM, "live": connections},
+                {"at": base - FLEET_DOWN_SINCE, "gone": True},
+            ]
+            timelines = [ran] * replicas
+        else:
+            timelines = [[{"at": up_at, "live": connections}]] * replicas
+            if status == "degraded":
+                timelines[0] = [{"at": up_at, "live": max(1, connections - 1), "pending": 1}]
+        tunnels.append(
+            {
+                "id": fleet_tunnel_id(account_id, prefix, index),
+                "name": f"{prefix}{index + 1:0{width}d}",
+                "connectors": [{"timeline": [dict(e) for e in timeline]} for timeline in timelines],
+            }
+        )
+    return tunnels
+
+
+def _add_fleets(raw: Any, accounts: list[dict[str, Any]]) -> None:
+    if not isinstance(raw, list):
+        raise ScenarioError(f"fleets must be a list, got {raw!r}")
+    by_id = {account["id"]: account for account in accounts}
+    seen = {tunnel["id"] for account in accounts for tunnel in account["tunnels"]}
+    for index, spec in enumerate(raw):
+        where = f"fleets[{index}]"
+        fleet = normalize_fleet(spec, where, accounts[0]["id"] if accounts else None)
+        account = by_id.get(fleet["account_id"])
+        if account is None:
+            raise ScenarioError(f"{where}.account_id {fleet['account_id']} is not an account of the scenario")
+        for tunnel in fleet_tunnels(fleet):
+            normalized = normalize_tunnel(tunnel, f"{where} tunnel {tunnel['name']}", tunnel["id"], tunnel["name"])
+            if normalized["id"] in seen:
+                raise ScenarioError(f"{where}: tunnel id {normalized['id']} is used twice (the same fleet twice?)")
+            seen.add(normalized["id"])
+            account["tunnels"].append(normalized)
 
 
 def _normalize_accounts(raw: Any) -> list[dict[str, Any]]:
@@ -563,6 +712,7 @@ def normalize_scenario(data: dict[str, Any]) -> dict[str, Any]:
         accounts = _normalize_accounts(data["accounts"])
     else:
         accounts = _default_accounts(data)
+    _add_fleets(data.get("fleets", []), accounts)
     first_account = accounts[0]["id"] if accounts else None
 
     raw_tokens = data.get("api_tokens", _default_tokens())
@@ -628,6 +778,9 @@ def normalize_scenario(data: dict[str, Any]) -> dict[str, Any]:
     legacy = data.get("legacy_tunnel_connections", False)
     if not isinstance(legacy, bool):
         raise ScenarioError(f"legacy_tunnel_connections must be a boolean, got {legacy!r}")
+    legacy_list_deleted = data.get("legacy_list_deleted", False)
+    if not isinstance(legacy_list_deleted, bool):
+        raise ScenarioError(f"legacy_list_deleted must be a boolean, got {legacy_list_deleted!r}")
     return {
         "api_tokens": tokens,
         "global_keys": keys,
@@ -636,4 +789,5 @@ def normalize_scenario(data: dict[str, Any]) -> dict[str, Any]:
         "rate_limit": rate_limit,
         "faults": faults,
         "legacy_tunnel_connections": legacy,
+        "legacy_list_deleted": legacy_list_deleted,
     }

@@ -589,7 +589,7 @@ class CloudflareSimulator:
                 faults.append(spec)
         scenario["faults"] = faults
         order = ("api_tokens", "global_keys", "user", "accounts", "rate_limit", "faults")
-        return {key: scenario[key] for key in (*order, "legacy_tunnel_connections")}
+        return {key: scenario[key] for key in (*order, "legacy_tunnel_connections", "legacy_list_deleted")}
 
     def add_account(self, account_id: str | None = None, name: str = "Simulated account") -> str:
         """Add an account without tunnels.
@@ -753,6 +753,85 @@ class CloudflareSimulator:
         now = self.elapsed()
         with self._state.lock:
             return self._state.tunnel(self._tunnel(tunnel_id)).health(now).status
+
+    def add_fleet(
+        self,
+        prefix: str,
+        count: int,
+        *,
+        account_id: str | None = None,
+        up_after: float = 0.0,
+        connections: int = 4,
+        replicas: int = 1,
+        statuses: dict[str, int] | None = None,
+    ) -> list[str]:
+        """Add ``count`` tunnels named ``prefix0001``... at once, as the scenario key ``fleets`` does.
+
+        Tunnel ``i`` (from 0) has the id ``fleet_tunnel_id(account_id, prefix, i)``. ``statuses`` gives that many
+        tunnels (a deterministic spread) another status now; the others are ``healthy`` ``up_after`` seconds
+        from now. See :func:`~airflow_provider_cftunnel.testing.scenario.fleet_tunnels`.
+
+        :param prefix: the start of every name (what ``include_prefix`` selects).
+        :param count: how many tunnels (1 or more).
+        :param account_id: the account (default :attr:`account_id`).
+        :param up_after: seconds from now until the healthy and degraded tunnels' connections come up.
+        :param connections: connections per connector.
+        :param replicas: connectors per tunnel (1 to 25).
+        :param statuses: ``{"down": n, "degraded": n, "inactive": n}`` (each optional).
+        :returns: the new tunnel ids, in name order.
+        :raises ValueError: on a bad argument, or tunnels that exist already (the same fleet twice).
+        """
+        from airflow_provider_cftunnel.testing.scenario import ScenarioError, normalize_fleet
+
+        spec: dict[str, Any] = {
+            "prefix": prefix,
+            "count": count,
+            "up_after": up_after,
+            "connections": connections,
+            "replicas": replicas,
+            "statuses": statuses or {},
+        }
+        try:
+            fleet = normalize_fleet(spec, "fleet", account_id or self.account_id)
+        except ScenarioError as exc:
+            raise ValueError(str(exc)) from exc
+        return self._state.add_fleet(fleet, self.elapsed())
+
+    def set_tunnel_status(
+        self, tunnel_id: str | None, status: str, *, at: float | None = None, tracking: float | None = None
+    ) -> str:
+        """Change the tunnel's connectors so that Cloudflare's derived status becomes ``status``.
+
+        ``down``: every connection drops (its connectors stay tracked with pending connections, or vanish after
+        ``tracking`` seconds); ``degraded``: one connection of one connector pending, the others live;
+        ``healthy``: every connection live again (a tunnel without connectors gets new ones, shaped as when it
+        was last live); ``inactive``: only for a tunnel that never ran. The ``status`` of the tunnel endpoints
+        and the ``/connections`` answer always agree. Plans of the timelines after the change are dropped.
+
+        :param tunnel_id: the tunnel (``None``: :attr:`tunnel_id`).
+        :param status: ``healthy``, ``degraded``, ``down`` or ``inactive``.
+        :param at: simulated seconds since start when the change happens (default: now; not in the past).
+        :param tracking: ``down`` only: seconds until the dropped connectors vanish; ``None``: they stay.
+        :returns: the tunnel's derived status now (``status``, unless ``at`` is later).
+        :raises KeyError: if there is no such tunnel.
+        :raises ValueError: on an unknown status, a time in the past, a deleted tunnel, ``inactive`` for a tunnel
+            that ran, or ``down`` for one that never ran.
+        """
+        tunnel = self._tunnel(tunnel_id)
+        now = self.elapsed()
+        when = now if at is None else float(at)
+        if when < now:
+            raise ValueError(f"at ({when:g}) is in the past (now {now:g})")
+        self._state.set_tunnel_status(tunnel, status, at=when, tracking=tracking)
+        return self.tunnel_status(tunnel)
+
+    def tunnel_statuses(self, prefix: str | None = None, *, account_id: str | None = None) -> dict[str, str]:
+        """Return ``{tunnel id: derived status now}`` of the tunnels that are not deleted, in creation order.
+
+        :param prefix: only tunnels whose name starts with this.
+        :param account_id: only this account's tunnels (default: every account).
+        """
+        return self._state.statuses(self.elapsed(), account_id=account_id, prefix=prefix)
 
     def add_token(
         self,
@@ -1002,6 +1081,23 @@ class CloudflareSimulator:
                 data.get("tunnel_id"), data.get("connector_id"), tracking=float(data.get("tracking", 0.0))
             )
             return {"removed": data.get("connector_id") or self.connector_id}
+        if method == "POST" and route == "/fleets":
+            data = payload()
+            ids = self.add_fleet(
+                data.get("prefix"),
+                data.get("count"),
+                **{k: data[k] for k in ("account_id", "up_after", "connections", "replicas", "statuses") if k in data},
+            )
+            return {"tunnel_ids": ids}
+        if method == "POST" and route == "/tunnel-status":
+            data = payload()
+            tunnel_id = data.get("tunnel_id")
+            status = self.set_tunnel_status(
+                tunnel_id, data.get("status"), at=data.get("at"), tracking=data.get("tracking")
+            )
+            return {"tunnel_id": tunnel_id or self.tunnel_id, "status": status}
+        if method == "GET" and route == "/tunnel-statuses":
+            return self.tunnel_statuses()
         if method == "POST" and route == "/advance":
             self.advance(float(payload().get("seconds", 0)))
             return {"elapsed": self.elapsed()}

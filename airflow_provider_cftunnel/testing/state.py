@@ -19,12 +19,15 @@ from airflow_provider_cftunnel.testing.scenario import (
     UUID_RE,
     ScenarioError,
     derived_uuid,
+    fleet_tunnels,
     normalize_connector,
     normalize_token,
     normalize_tunnel,
 )
 
 __all__ = ["Connector", "SimulatorState", "Tunnel", "format_timestamp"]
+
+_STATUSES = ("inactive", "healthy", "degraded", "down")
 
 
 def format_timestamp(epoch_seconds: float) -> str:
@@ -341,6 +344,8 @@ class SimulatorState:
         self.global_key_values = {k["key"] for k in scenario["global_keys"]}
         self.user: dict[str, Any] = dict(scenario["user"])
         self.legacy_tunnel_connections: bool = scenario["legacy_tunnel_connections"]
+        #: the tunnel list without ``is_deleted`` lists deleted tunnels too (Cloudflare before 2025-12-01)
+        self.legacy_list_deleted: bool = scenario.get("legacy_list_deleted", False)
         self.accounts: dict[str, dict[str, Any]] = {}
         self.tunnels: dict[str, Tunnel] = {}
         for account in scenario["accounts"]:
@@ -366,6 +371,7 @@ class SimulatorState:
                     for account in self.accounts.values()
                 ],
                 "legacy_tunnel_connections": self.legacy_tunnel_connections,
+                "legacy_list_deleted": self.legacy_list_deleted,
             }
 
     # ---- lookups -------------------------------------------------------------------------------------
@@ -420,6 +426,122 @@ class SimulatorState:
             self.tunnels[normalized["id"]] = Tunnel(normalized, account_id)
             self.accounts[account_id]["tunnels"].append(normalized["id"])
             return str(normalized["id"])
+
+    def add_fleet(self, fleet: dict[str, Any], now: float) -> list[str]:
+        """Add a fleet of tunnels (see :func:`~airflow_provider_cftunnel.testing.scenario.fleet_tunnels`) made at
+        ``now``; returns their ids in order.
+
+        :param fleet: a normalized fleet (its account must exist).
+        :param now: seconds since start.
+        :raises KeyError: if the account does not exist.
+        :raises ValueError: if a tunnel id exists already (the same fleet twice).
+        """
+        specs = [
+            normalize_tunnel(spec, f"tunnel {spec['name']}", spec["id"], spec["name"])
+            for spec in fleet_tunnels(fleet, base=now)
+        ]
+        with self.lock:
+            account = self.accounts.get(fleet["account_id"])
+            if account is None:
+                raise KeyError(f"no account {fleet['account_id']}")
+            clash = next((spec["id"] for spec in specs if spec["id"] in self.tunnels), None)
+            if clash is not None:
+                raise ValueError(f"tunnel {clash} already exists (a fleet with that prefix was added before?)")
+            for spec in specs:
+                self.tunnels[spec["id"]] = Tunnel(spec, account["id"])
+                account["tunnels"].append(spec["id"])
+        return [spec["id"] for spec in specs]
+
+    def set_tunnel_status(self, tunnel_id: str, status: str, *, at: float, tracking: float | None = None) -> None:
+        """Change a tunnel's connectors from ``at`` on so that its derived status becomes ``status``.
+
+        Whatever the connectors' timelines planned after ``at`` is dropped. The connectors change as they would
+        on Cloudflare, so the tunnel's ``status`` and its ``/connections`` never disagree:
+
+        * ``down``: every connection of every present connector drops (pending reconnect); with ``tracking``
+          the connectors vanish that many seconds later (``0``: at once), else they stay tracked;
+        * ``healthy``: every connection of every present connector is live (dropped ones reconnect, with new
+          ids); a tunnel without a present connector gets new connectors shaped as the last time it had live
+          connections (or one connector with 4 connections);
+        * ``degraded``: as ``healthy``, then one connection of the first connector pending;
+        * ``inactive``: only for a tunnel that never ran (Cloudflare's meaning); cancels its planned runs.
+
+        :param tunnel_id: the tunnel.
+        :param status: ``healthy``, ``degraded``, ``down`` or ``inactive``.
+        :param at: seconds since start when the change happens.
+        :param tracking: ``down`` only: seconds until the dropped connectors vanish; ``None``: they stay.
+        :raises KeyError: if there is no such tunnel.
+        :raises ValueError: on an unknown status, a deleted tunnel, ``inactive`` for a tunnel that ran, or
+            ``down`` for one that never ran.
+        """
+        if status not in _STATUSES:
+            raise ValueError(f"status must be one of {', '.join(_STATUSES)}, got {status!r}")
+        bad_tracking = isinstance(tracking, bool) or not isinstance(tracking, int | float) or tracking < 0
+        if tracking is not None and bad_tracking:
+            raise ValueError(f"tracking must be a number of seconds >= 0 or None, got {tracking!r}")
+        with self.lock:
+            tunnel = self.tunnel(tunnel_id)
+            if tunnel.deleted_at is not None:
+                raise ValueError(f"tunnel {tunnel_id} is deleted")
+            connectors = list(tunnel.connectors.values())
+            ran = any(c.appeared_by(at) for c in connectors)
+            present = [(c, c.counts(at)) for c in connectors if c.counts(at)[0]]
+            if status == "inactive" and ran:
+                raise ValueError(f"tunnel {tunnel_id} ran before: Cloudflare's inactive means it never ran")
+            if status == "down" and not ran:
+                raise ValueError(f"tunnel {tunnel_id} never ran: down means it ran before (make it healthy first)")
+            for connector in connectors:  # forget what was planned after `at`
+                if connector.ats and connector.ats[-1] > at:
+                    connector.set_timeline([e for e in connector.timeline if e["at"] <= at])
+            if status == "down":
+                for connector, (_, live, pending) in present:
+                    if tracking == 0:
+                        self._append(connector, {"at": at, "gone": True}, at)
+                    else:
+                        more = [] if tracking is None else [{"at": at + tracking, "gone": True}]
+                        self._append(connector, {"at": at, "live": 0, "pending": live + pending}, at, *more)
+            elif status in ("healthy", "degraded"):
+                shape: list[tuple[Connector | None, int]] = [
+                    (c, live + pending or 4) for c, (_, live, pending) in present
+                ]
+                if not shape:
+                    shape = [(None, total) for total in self._last_live_shape(tunnel, at)]
+                for index, (target, total) in enumerate(shape):
+                    live, pending = total, 0
+                    if index == 0 and status == "degraded":
+                        live, pending = max(1, total - 1), 1
+                    entry = {"at": at, "live": live, "pending": pending}
+                    if target is None:
+                        new_id = derived_uuid(tunnel.id, "status-connector", len(tunnel.connectors), at)
+                        spec = normalize_connector({"id": new_id, "timeline": [entry]}, "connector", new_id)
+                        tunnel.connectors[new_id] = Connector(spec)
+                    else:
+                        self._append(target, entry, at)
+            tunnel.changed()
+
+    @staticmethod
+    def _last_live_shape(tunnel: Tunnel, at: float) -> list[int]:
+        """The connections of each connector present the last time (up to ``at``) the tunnel had live ones."""
+        for moment in reversed([t for t in tunnel._event_times if t <= at]):
+            counts = [c.counts(moment) for c in tunnel.connectors.values()]
+            if any(live for _, live, _ in counts):
+                return [live + pending for present, live, pending in counts if present and live + pending]
+        return [4]
+
+    def statuses(self, now: float, *, account_id: str | None = None, prefix: str | None = None) -> dict[str, str]:
+        """Return ``{tunnel id: derived status}`` at ``now`` for the tunnels that are not deleted.
+
+        :param now: seconds since start.
+        :param account_id: only this account's tunnels; ``None``: every account.
+        :param prefix: only tunnels whose name starts with this.
+        """
+        with self.lock:
+            ids = self.accounts[account_id]["tunnels"] if account_id is not None else list(self.tunnels)
+            return {
+                tunnel.id: tunnel.health(now).status
+                for tunnel in (self.tunnels[t] for t in ids)
+                if tunnel.deleted_at is None and (prefix is None or tunnel.name.startswith(prefix))
+            }
 
     def delete_tunnel(self, tunnel_id: str, deleted_at: str, now: float) -> None:
         """Mark a tunnel deleted; its connectors vanish now.

@@ -31,6 +31,7 @@ def test_default_scenario_shape() -> None:
         "rate_limit",
         "faults",
         "legacy_tunnel_connections",
+        "legacy_list_deleted",
     }
     [account] = scenario["accounts"]
     assert account["id"] == DEFAULT_ACCOUNT_ID
