@@ -47,7 +47,7 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-cftunnel",
         "name": "Cloudflare Tunnel",
-        "description": "Hook, operator, sensor and trigger for `Cloudflare Tunnel "
+        "description": "Hook, operators, sensor and triggers for `Cloudflare Tunnel "
         "<https://developers.cloudflare.com/cloudflare-one/connections/connect-networks/>`__.",
         "integrations": [
             {
@@ -65,7 +65,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Cloudflare Tunnel",
-                "python-modules": ["airflow_provider_cftunnel.operators.tunnel"],
+                "python-modules": [
+                    "airflow_provider_cftunnel.operators.tunnel",
+                    "airflow_provider_cftunnel.operators.health",
+                ],
             }
         ],
         "sensors": [
@@ -77,7 +80,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "Cloudflare Tunnel",
-                "python-modules": ["airflow_provider_cftunnel.triggers.tunnel"],
+                "python-modules": [
+                    "airflow_provider_cftunnel.triggers.tunnel",
+                    "airflow_provider_cftunnel.triggers.health",
+                ],
             }
         ],
         "connection-types": [

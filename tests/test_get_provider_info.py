@@ -21,13 +21,29 @@ def test_registered_under_the_airflow_entry_point():
     assert entry.load()() == get_provider_info()
 
 
+def test_every_registered_module_imports():
+    import importlib
+
+    info = get_provider_info()
+    for kind in ("hooks", "operators", "sensors", "triggers"):
+        for module in info[kind][0]["python-modules"]:
+            assert importlib.import_module(module).__all__, module
+
+
 def test_provider_info():
     info = get_provider_info()
     assert info["package-name"] == "airflow-provider-cftunnel"
     (conn_type,) = info["connection-types"]
     assert conn_type["connection-type"] == "cloudflare"
     assert conn_type["hook-class-name"] == "airflow_provider_cftunnel.hooks.cloudflare.CloudflareHook"
-    assert info["triggers"][0]["python-modules"] == ["airflow_provider_cftunnel.triggers.tunnel"]
+    assert info["triggers"][0]["python-modules"] == [
+        "airflow_provider_cftunnel.triggers.tunnel",
+        "airflow_provider_cftunnel.triggers.health",
+    ]
+    assert info["operators"][0]["python-modules"] == [
+        "airflow_provider_cftunnel.operators.tunnel",
+        "airflow_provider_cftunnel.operators.health",
+    ]
     assert info["extra-links"] == ["airflow_provider_cftunnel.operators.tunnel.CloudflareTunnelLink"]
 
 

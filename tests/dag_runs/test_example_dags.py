@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -110,30 +111,62 @@ def test_deploy_gate_waits_for_the_tunnel_then_deploys(airflow_home, cloudflare_
     assert sim.api_token not in shown(output)
 
 
-def test_health_check_reports_a_healthy_connector(airflow_home, cloudflare_simulator_factory):
+def health_fleet(cloudflare_simulator_factory, *, down: bool):
+    """A simulator with prod-web-1..3 (healthy) and, with ``down``, prod-web-2 down; plus the default tunnel."""
     sim = cloudflare_simulator_factory({"up_after": 0, "connections": 4})
+    ids = [sim.add_tunnel(name=f"prod-web-{i}") for i in (1, 2, 3)]
+    for tunnel_id in ids:
+        sim.add_connector(tunnel_id, live=4)
+    if down:
+        sim.set_tunnel_status(ids[1], "down")
+    sim.clear_requests()
+    return sim, ids
+
+
+def test_health_check_passes_when_every_tunnel_is_healthy(airflow_home, cloudflare_simulator_factory):
+    sim, ids = health_fleet(cloudflare_simulator_factory, down=False)
+    cli = cli_for(airflow_home, sim, CFTUNNEL_NAME_PREFIX="prod-web-", CFTUNNEL_TUNNEL_ID="")
+    result = cli.dags_test("example_cftunnel_health_check")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert task_states(airflow_home, "example_cftunnel_health_check") == {
+        "check_tunnels": "success",
+        "alert": "skipped",
+        "all_healthy": "success",
+    }
+    report = xcoms(airflow_home, "example_cftunnel_health_check")[("check_tunnels", "return_value")]
+    assert (report["healthy"], report["checked"], report["unhealthy"]) == (True, 3, [])
+    assert sorted(t["id"] for t in report["tunnels"]) == sorted(ids)
+    assert "All 3 Cloudflare Tunnel(s) healthy." in result.stdout
+    assert [r.path.rsplit("/", 1)[-1] for r in sim.requests] == ["cfd_tunnel"]  # one request for the fleet
+    assert sim.api_token not in shown(result.stdout)
+
+
+def test_health_check_fails_and_the_alert_names_the_tunnel_that_is_down(airflow_home, cloudflare_simulator_factory):
+    sim, ids = health_fleet(cloudflare_simulator_factory, down=True)
+    cli = cli_for(airflow_home, sim, CFTUNNEL_NAME_PREFIX="prod-web-", CFTUNNEL_TUNNEL_ID="")
+    result = cli.dags_test("example_cftunnel_health_check")
+    output = flat(result.stdout)
+    assert task_states(airflow_home, "example_cftunnel_health_check") == {
+        "check_tunnels": "failed",
+        "alert": "success",
+        "all_healthy": "upstream_failed",
+    }
+    assert f"1 of 3 tunnel(s) unhealthy: prod-web-2 ({ids[1]}): status is down (needs healthy)" in output
+    assert "ALERT: 1 of 3 Cloudflare Tunnel(s) unhealthy" in output
+    assert f"- prod-web-2 ({ids[1]}): status is down (needs healthy)" in output
+    stored = xcoms(airflow_home, "example_cftunnel_health_check")
+    assert stored[("check_tunnels", "health_report")]["unhealthy"] == [ids[1]]
+    assert sim.api_token not in shown(result.stdout)
+
+
+def test_health_check_by_id_survives_a_connector_restart(airflow_home, cloudflare_simulator_factory):
+    sim = cloudflare_simulator_factory({"up_after": 0, "connections": 4})
+    sim.restart_connector(live=4)  # the connector id known before the restart is gone: the tunnel is fine
     result = cli_for(airflow_home, sim).dags_test("example_cftunnel_health_check")
     assert result.returncode == 0, result.stdout[-3000:]
-    stored = xcoms(airflow_home, "example_cftunnel_health_check")
-    assert stored[("fetch_connector", "return_value")]["id"] == sim.connector_id
-    summary = stored[("check_live_connections", "return_value")]
-    assert summary["live_connections"] == 4
-    assert summary["healthy"] is True
-    assert len(sim.requests_matching("/connectors/")) == 1
-
-
-def test_health_check_fails_clearly_below_the_threshold(airflow_home, cloudflare_simulator_factory):
-    sim = cloudflare_simulator_factory({"up_after": 0})
-    sim.set_connector(live=1, pending=3)
-    result = cli_for(airflow_home, sim).dags_test("example_cftunnel_health_check")
-    assert task_states(airflow_home, "example_cftunnel_health_check") == {
-        "fetch_connector": "success",
-        "check_live_connections": "failed",
-    }
-    assert (
-        f"Connector {sim.connector_id} has 1 live connection(s) (3 pending reconnect), below the threshold of 2"
-        in flat(result.stdout)
-    )
+    report = xcoms(airflow_home, "example_cftunnel_health_check")[("check_tunnels", "return_value")]
+    assert report["tunnels"][0]["id"] == sim.tunnel_id
+    assert report["healthy"] is True
 
 
 def test_deploy_gate_fails_at_once_on_a_wrong_token(airflow_home, cloudflare_simulator_factory):
@@ -172,7 +205,10 @@ def test_example_dags_parse_without_any_connection(tmp_path):
         [sys.executable, "-c", PARSE_PROBE, str(EXAMPLE_DAGS)], env=env, capture_output=True, text=True, check=True
     ).stdout
     parsed = json.loads(out.strip().splitlines()[-1])
-    assert parsed == {"dags": ["example_cftunnel_deploy_gate", "example_cftunnel_health_check"], "errors": {}}
+    expected = ["example_cftunnel_deploy_gate", "example_cftunnel_health_check"]
+    if int(version("apache-airflow").split(".")[0]) >= 3:  # asset watchers: none on 2.x, so no DAG there
+        expected.append("example_cftunnel_on_health_change")
+    assert parsed == {"dags": sorted(expected), "errors": {}}
 
 
 def test_providers_list_shows_the_package(airflow_home):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import pendulum
 import pytest
 from airflow.providers.common.compat.sdk import (
     AirflowException,
@@ -171,3 +172,60 @@ class TestDeferrable:
             make_sensor(sim).execute_complete(
                 {}, {"status": "error", "message": "Cloudflare API error 10000 (HTTP 403)"}
             )
+
+
+class TestRollingRestart:
+    """``started_after``: the old connector, still live during a rolling restart, does not open the gate."""
+
+    def test_poke_waits_for_the_new_connector(self, sim):
+        old = sim.set_connector(live=4)
+        time.sleep(0.05)
+        deploy = pendulum.now("UTC")
+        sensor = make_sensor(sim, started_after=deploy.isoformat(), min_connections=2)
+        assert sensor.poke({}) is False
+        new = sim.add_connector(live=4)
+        result = sensor.poke({})
+        assert result.xcom_value["id"] == new != old
+
+    def test_poke_accepts_a_datetime_and_min_colos(self, sim):
+        sim.set_connector(live=4)
+        assert make_sensor(sim, started_after=pendulum.datetime(2000, 1, 1), min_colos=2).poke({}).is_done
+        assert make_sensor(sim, min_colos=3).poke({}) is False  # the simulator's connectors reach DFW and IAD
+
+    def test_deferred_trigger_gets_started_after_and_the_rule(self, sim):
+        sim.set_connector(live=4)
+        sensor = make_sensor(sim, deferrable=True, started_after="2999-01-01T00:00:00Z", min_colos=2)
+        with pytest.raises(TaskDeferred) as info:
+            sensor.execute({})
+        kwargs = info.value.trigger.serialize()[1]
+        assert kwargs["started_after"] == "2999-01-01T00:00:00+00:00"
+        assert kwargs["min_colos"] == 2
+
+    def test_malformed_started_after_is_a_clear_error(self, sim):
+        with pytest.raises(CloudflareConfigError, match="started_after"):
+            make_sensor(sim, started_after="after lunch").poke({})
+
+
+class TestSameErrorInEveryMode:
+    def test_a_revoked_token_raises_the_same_typed_error_after_deferral(self, sim, set_connection):
+        from airflow_provider_cftunnel.exceptions import error_to_event
+
+        set_connection(password="revoked-token-77aa", host=sim.base_url, extra={"account_id": sim.account_id})
+        sensor = make_sensor(sim)
+        with pytest.raises(CloudflareAuthError) as poked:
+            sensor.poke({})
+        with pytest.raises(CloudflareAuthError) as resumed:
+            sensor.execute_complete({}, error_to_event(poked.value))
+        assert str(resumed.value) == str(poked.value)
+        assert resumed.value.status_code == poked.value.status_code == 403
+        assert resumed.value.codes == poked.value.codes == [10000]
+
+    def test_hook_params_reach_the_hook_and_the_trigger(self, sim):
+        sensor = CloudflareTunnelConnectorSensor(
+            task_id="wait", tunnel_id=sim.tunnel_id, deferrable=True, hook_params={"timeout": 4, "max_retries": 1}
+        )
+        assert sensor.hook.timeout == 4.0
+        assert sensor.hook.max_retries == 1
+        with pytest.raises(TaskDeferred) as info:
+            sensor.execute({})
+        assert info.value.trigger.serialize()[1]["hook_params"] == {"timeout": 4.0, "max_retries": 1}

@@ -297,3 +297,41 @@ class TestWaitingLog:
             "and 2 more; waiting for a connector with 3 live connection(s) in 2 data centres, "
             "started at or after 2026-12-01T10:00:00+00:00"
         )
+
+
+class TestRollingRestartAndTypedErrors:
+    async def test_the_old_connector_does_not_fire_the_new_one_does(self, sim):
+        old = sim.set_connector(live=4)
+        await asyncio.sleep(0.05)
+        trigger = sim_trigger(sim, started_after=pendulum.now("UTC").isoformat(), poll_interval=0.2)
+        run = trigger.run()
+        try:
+            pending = asyncio.ensure_future(run.__anext__())
+            await asyncio.sleep(1.0)
+            assert not pending.done()  # several polls, the old connector is ignored
+            new = sim.add_connector(live=4)
+            event = await asyncio.wait_for(pending, 10)
+        finally:
+            await run.aclose()
+        assert event.payload["connector"]["id"] == new != old
+
+    async def test_error_events_carry_the_error_type_status_and_codes(self, sim, set_connection):
+        from airflow_provider_cftunnel.exceptions import CloudflareAuthError, error_from_event
+
+        set_connection(password="revoked-token-88bb", host=sim.base_url, extra={"account_id": sim.account_id})
+        event = await first_event(sim_trigger(sim))
+        assert event.payload["status"] == "error"
+        assert event.payload["error"]["type"] == "CloudflareAuthError"
+        assert event.payload["error"]["status_code"] == 403
+        assert event.payload["error"]["errors"] == [{"code": 10000, "message": "Authentication error"}]
+        assert "revoked-token-88bb" not in str(event.payload)
+        assert isinstance(error_from_event(event.payload), CloudflareAuthError)
+
+    async def test_hook_params_are_used_by_the_poller(self, sim):
+        from airflow_provider_cftunnel.triggers.tunnel import _async_hook
+
+        hook = await _async_hook("cloudflare_default", {"timeout": [2, 3], "max_retry_after": 7})
+        assert (hook.timeout, hook.max_retries, hook.max_retry_after) == ((2.0, 3.0), 0, 7.0)
+        sim.set_connector(live=4)
+        event = await first_event(sim_trigger(sim, hook_params={"timeout": [2, 3]}))
+        assert event.payload["status"] == "success"
