@@ -3,7 +3,7 @@
 ``make bench`` runs this with the ``bench`` extra installed. Options:
 
 * ``--quick`` (or ``BENCH_QUICK=1``): a smoke run of a couple of minutes: fewer samples, smaller fleets;
-* ``--only import,throughput,fleet``: run some benchmarks (the page shows only those);
+* ``--only import,throughput,fleet,health``: run some benchmarks (the page shows only those);
 * ``--report-only``: rewrite the page and plots from ``.bench/results.json`` without measuring.
 
 Every process it starts (simulators, fleet processes, import probes) is its own child and is stopped before
@@ -33,6 +33,8 @@ FULL = {
     "memory_sizes": [100, 1000],
     "budget_n": 1000,
     "budget_window": 10.0,
+    "health_sizes": [1000, 5000],
+    "health_repeats": 3,
 }
 QUICK = {
     "import_runs": 5,
@@ -44,13 +46,15 @@ QUICK = {
     "memory_sizes": [100],
     "budget_n": 500,
     "budget_window": 8.0,
+    "health_sizes": [1000],
+    "health_repeats": 1,
 }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run the benchmarks and write docs/benchmarks.md.")
     parser.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK", "") not in ("", "0"))
-    parser.add_argument("--only", default="import,throughput,fleet")
+    parser.add_argument("--only", default="import,throughput,fleet,health")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
 
@@ -89,6 +93,10 @@ def main() -> int:
             settings["budget_n"],
             settings["budget_window"],
         )
+    if "health" in only:
+        import health
+
+        results["health"] = health.run(settings["health_sizes"], settings["health_repeats"])
     results["wall_s"] = time.time() - started
     results_path.write_text(json.dumps(results, indent=1))
     doc = report.write(results)
