@@ -14,6 +14,7 @@ The health operator (scheduled checks) and the health event trigger (changes as 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -36,10 +37,14 @@ __all__ = [
     "parse_tunnel_ids",
 ]
 
+log = logging.getLogger(__name__)
+
 #: Tunnels per list request: Cloudflare's largest page.
 LIST_PAGE_SIZE = 1000
 #: Up to this many explicit tunnel ids are read one by one (one request each); more are read from the list.
 MAX_IDS_FETCHED_ONE_BY_ONE = 2
+#: Above this many ``connections`` requests in one check, a warning says what it costs.
+MANY_CONNECTIONS_REQUESTS = 100
 #: Unhealthy tunnels named one by one in a failure message; the rest are counted.
 MAX_NAMED_IN_MESSAGE = 20
 _NO_ROUTE_CODES = frozenset({7000, 7003})
@@ -116,6 +121,13 @@ def check_tunnel_health(
     wait = before_request or _no_wait
     tunnels, missing = _select(hook, account, ids, name_prefix or None, wait)
     need = [tunnel for tunnel in tunnels if rule.needs_connectors(tunnel)]
+    if len(need) > MANY_CONNECTIONS_REQUESTS:
+        log.warning(
+            "This health check reads the connections of %d tunnel(s), one request each: Cloudflare allows 1,200 "
+            "requests per 5 minutes per user. Narrow the selection (name_prefix) or keep min_live_connections "
+            "and min_colos at 1 to check by status alone (one request per 1,000 tunnels).",
+            len(need),
+        )
     connectors: dict[str, list[TunnelConnector] | None] = {}
     if need:
         with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(need)))) as pool:

@@ -185,3 +185,15 @@ def test_describe_unhealthy_names_each_and_shortens_past_the_limit():
     assert text.endswith("; and 5 more")
     assert describe_unhealthy([]) == "all 0 tunnel(s) healthy"
     assert rule.allowed_statuses == ("healthy",)
+
+
+def test_a_costly_strict_check_warns(ready_sim, caplog):
+    ready_sim.add_fleet("wide-", 101)
+    with caplog.at_level("WARNING", logger="airflow_provider_cftunnel.health"):
+        verdicts = check_tunnel_health(hook(), name_prefix="wide-", rule=HealthRule(min_live_connections=2))
+    assert all(v.healthy for v in verdicts)
+    assert "reads the connections of 101 tunnel(s), one request each" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="airflow_provider_cftunnel.health"):
+        check_tunnel_health(hook(), name_prefix="wide-")
+    assert caplog.text == ""
