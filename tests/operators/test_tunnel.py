@@ -34,12 +34,34 @@ def test_returns_the_connector_as_cloudflare_sent_it(ready_sim):
     assert ti.pushed[CloudflareTunnelLink().xcom_key] == tunnel_dashboard_url(ready_sim.account_id, ready_sim.tunnel_id)
 
 
-def test_link_needs_no_request(ready_sim):
-    url = tunnel_dashboard_url(ready_sim.account_id, ready_sim.tunnel_id)
-    assert url == (
-        f"https://one.dash.cloudflare.com/{ready_sim.account_id}/networks/tunnels/cfd_tunnel/{ready_sim.tunnel_id}/edit"
+def test_link_is_stored_for_the_rendered_ids_at_no_extra_request(ready_sim):
+    """The extra link is the dashboard page of the ids the task used (as rendered, account id as validated), and
+    storing it costs no request: the task's only request is the connector's."""
+    ti = RecordingTaskInstance()
+    operator = CloudflareTunnelConnectorOperator(
+        task_id="fetch",
+        tunnel_id="{{ params.tunnel }}",
+        connector_id="{{ params.connector }}",
+        account_id="{{ params.account }}",
     )
-    assert ready_sim.requests == []
+    params = {"tunnel": ready_sim.tunnel_id, "connector": ready_sim.connector_id, "account": ready_sim.account_id}
+    params["account"] = params["account"].upper()  # valid, and used lowercased
+    context = {"params": params, "ti": ti}
+    operator.render_template_fields(context)
+    operator.execute(context)
+    assert ti.pushed == {
+        CloudflareTunnelLink().xcom_key: (
+            f"https://one.dash.cloudflare.com/{ready_sim.account_id}/networks/tunnels/cfd_tunnel/"
+            f"{ready_sim.tunnel_id}/edit"
+        )
+    }
+    assert [(r.method, r.path) for r in ready_sim.requests] == [
+        (
+            "GET",
+            f"/client/v4/accounts/{ready_sim.account_id}/cfd_tunnel/{ready_sim.tunnel_id}"
+            f"/connectors/{ready_sim.connector_id}",
+        )
+    ]
 
 
 def test_unknown_connector_fails_clearly(ready_sim):

@@ -91,14 +91,48 @@ def test_importing_the_package_loads_only_the_standard_library() -> None:
     assert not any(name == "airflow" or name.startswith("airflow.") for name in new)
 
 
-def test_plugin_module_is_import_light() -> None:
+PLUGIN_MODULES = [
+    "airflow_provider_cftunnel",
+    "airflow_provider_cftunnel.testing",
+    "airflow_provider_cftunnel.testing.pytest_plugin",
+]
+
+
+def test_plugin_module_loads_nothing_beyond_the_standard_library() -> None:
+    """pytest loads the plugin in every session of an environment with the provider: it must cost nothing."""
     code = textwrap.dedent(
         """
-        import sys
+        import json, sys
+        import pytest  # pytest has loaded itself before it loads a plugin
+        before = set(sys.modules)
         import airflow_provider_cftunnel.testing.pytest_plugin
-        heavy = [m for m in sys.modules if m == "airflow" or m.startswith("airflow.")
-                 or m == "airflow_provider_cftunnel.testing.server" or m == "requests"]
-        print(heavy)
+        print(json.dumps(sorted(set(sys.modules) - before)))
         """
     )
-    assert run_python(code).strip() == "[]"
+    new = json.loads(run_python(code))
+    outside_stdlib = [name for name in new if name.split(".")[0] not in sys.stdlib_module_names]
+    assert outside_stdlib == PLUGIN_MODULES
+
+
+def test_plugin_stays_inert_until_a_fixture_is_used(pytester: pytest.Pytester) -> None:
+    """In a pytest session of its own (the entry point loads the plugin), the simulator loads only on use."""
+    pytester.makepyfile(
+        textwrap.dedent(
+            """
+            import sys
+
+            SERVER = "airflow_provider_cftunnel.testing.server"
+
+            def test_1_loaded_but_inert(pytestconfig):
+                assert pytestconfig.pluginmanager.hasplugin("cftunnel_simulator")
+                assert SERVER not in sys.modules
+                assert not [m for m in sys.modules if m == "airflow" or m.startswith("airflow.")]
+
+            def test_2_a_fixture_loads_the_simulator(cloudflare_simulator):
+                assert cloudflare_simulator.running
+                assert SERVER in sys.modules
+            """
+        )
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
