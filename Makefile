@@ -14,8 +14,10 @@ STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 PIP_QUIET := 2>&1 | { grep -vE '^WARNING: Location .* is ignored' || true; }
 
 BENCH_STAMP := $(VENV)/.installed-bench
+# Stoplight Prism (npm) serves Cloudflare's schema for tests/contract/test_hook_against_prism.py
+PRISM_STAMP := .ci/node_modules/.package-lock.json
 
-.PHONY: help install lint test pytest demo bench clean
+.PHONY: help install prism lint test pytest demo bench clean
 
 help:
 	@echo "make demo   run the deploy gate and health check DAGs against the local Cloudflare simulator"
@@ -32,6 +34,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+prism:
+	@if command -v npm >/dev/null 2>&1; then \
+	  if [ ! -f $(PRISM_STAMP) ] || [ .ci/package-lock.json -nt $(PRISM_STAMP) ]; then \
+	    echo "Installing Stoplight Prism for the contract tests (npm ci --prefix .ci)"; \
+	    npm ci --silent --prefix .ci --no-audit --no-fund >/dev/null \
+	      || echo "npm ci failed: the Prism contract tests will be skipped"; \
+	  fi; \
+	elif [ ! -x .ci/node_modules/.bin/prism ]; then \
+	  echo "npm not found: the Prism contract tests will be skipped (install Node.js and npm to run them)"; \
+	fi
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -39,7 +52,7 @@ lint: install
 
 test: lint pytest
 
-pytest: install
+pytest: install prism
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
 demo: install

@@ -8,4 +8,6 @@ from __future__ import annotations
 
 __all__ = ["__version__"]
 
+# The one place the version is written: pyproject.toml reads it from here (setuptools dynamic ``attr``, parsed
+# without importing), so the package and its distribution always agree, and this import stays free.
 __version__ = "0.1.0"

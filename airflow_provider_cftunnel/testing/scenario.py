@@ -701,7 +701,7 @@ def normalize_scenario(data: dict[str, Any]) -> dict[str, Any]:
     :param data: a scenario dict; missing keys take their defaults (see the module docstring).
     :raises ScenarioError: if anything is invalid; the message names the key.
     """
-    from airflow_provider_cftunnel.testing.faults import Fault  # local: faults imports this module
+    from airflow_provider_cftunnel.testing.faults import Fault  # local: only validation needs the fault model
 
     if not isinstance(data, dict):
         raise ScenarioError(f"a scenario must be a JSON object, got {type(data).__name__}")
