@@ -12,6 +12,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 PIP_QUIET := 2>&1 | { grep -vE '^WARNING: Location .* is ignored' || true; }
+# setuptools tells every editable install of a flat layout to beware of same-named folders: noise for a person
+EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 
 BENCH_STAMP := $(VENV)/.installed-bench
 # Stoplight Prism (npm) serves Cloudflare's schema for tests/contract/test_hook_against_prism.py
@@ -27,8 +29,9 @@ help:
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is needed (python3.11, 3.12 or 3.13 on PATH)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip $(PIP_QUIET)
-	$(BIN)/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" $(AIRFLOW_PINS) -e '.[test]' $(PIP_QUIET)
+	@echo "Installing apache-airflow==$(AIRFLOW_VERSION)$(if $(AIRFLOW_PINS), $(AIRFLOW_PINS)) and this project (editable, test extra) into $(VENV)"
+	@$(BIN)/python -m pip install -q --upgrade pip $(PIP_QUIET)
+	@$(EDITABLE) $(BIN)/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" $(AIRFLOW_PINS) -e '.[test]' $(PIP_QUIET)
 	@rm -f $(VENV)/.installed-[0-9]*
 	@touch $(STAMP)
 
@@ -59,7 +62,7 @@ demo: install
 	$(BIN)/python scripts/demo.py
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[test,bench]' "apache-airflow==$(AIRFLOW_VERSION)" $(PIP_QUIET)
+	$(EDITABLE) $(BIN)/python -m pip install -q -e '.[test,bench]' "apache-airflow==$(AIRFLOW_VERSION)" $(PIP_QUIET)
 	@touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
