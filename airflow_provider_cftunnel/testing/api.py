@@ -6,6 +6,7 @@ knows nothing about sockets, faults or the request log, so it is cheap and easy 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -19,7 +20,16 @@ from airflow_provider_cftunnel.testing.scenario import ACCOUNT_ID_RE, UUID_RE
 if TYPE_CHECKING:
     from airflow_provider_cftunnel.testing.state import SimulatorState, Tunnel
 
-__all__ = ["API_PREFIX", "TUNNEL_STATUSES", "CloudflareApi", "RateLimiter", "Response", "error_body"]
+__all__ = [
+    "API_PREFIX",
+    "RATE_LIMIT_HEADER_STYLES",
+    "TUNNEL_STATUSES",
+    "CloudflareApi",
+    "RateDecision",
+    "RateLimiter",
+    "Response",
+    "error_body",
+]
 
 API_PREFIX = "/client/v4"
 TUNNEL_STATUSES = ("inactive", "degraded", "healthy", "down")
@@ -104,33 +114,87 @@ class Principal(NamedTuple):
 _UNKNOWN_TOKEN = Principal(None, None)
 
 
+#: How the emulated limit describes itself on every answer: ``ietf`` (``Ratelimit`` / ``Ratelimit-Policy``,
+#: as Cloudflare since 2025-09), ``legacy`` (``X-RateLimit-Limit`` / ``-Remaining`` / ``-Reset``) or ``none``
+#: (stripped, as by some proxies).
+RATE_LIMIT_HEADER_STYLES = ("ietf", "legacy", "none")
+RATE_LIMIT_POLICY_NAME = "default"
+_MAX_DASHBOARD_STEPS = 100_000
+
+
+class RateDecision(NamedTuple):
+    """What the emulated limit decided for one request: ``retry_after`` is ``None`` when it may go."""
+
+    retry_after: float | None
+    remaining: int
+    reset: float
+
+
 class RateLimiter:
-    """Cloudflare's per-credential limit: ``requests`` per ``period`` seconds; going over locks the credential
-    out for ``period`` seconds. Uses the caller's clock (seconds since start).
+    """Cloudflare's limit per user: ``requests`` per ``period`` seconds in a sliding window, shared by every API
+    token and Global API Key of the user (and the dashboard); going over locks the whole pool out for
+    ``period`` seconds. Uses the caller's clock (seconds since start).
+
+    Each answer can say what is left (``remaining`` after counting it, and ``reset``: the seconds until the
+    pool would be whole again if nothing more came, i.e. until the newest counted request leaves the window,
+    or until the lockout ends). A background consumer (``dashboard_rate`` requests per second, e.g. a person
+    in the dashboard) can spend from the default pool; it does not back off, so when it crosses the limit it
+    locks everyone out, as on Cloudflare.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.requests: int | None = None
         self.period = 300.0
+        #: ``ietf``, ``legacy`` or ``none``: see :data:`RATE_LIMIT_HEADER_STYLES`.
+        self.headers = "ietf"
+        #: requests per second the emulated dashboard spends from :attr:`default_pool`.
+        self.dashboard_rate = 0.0
+        #: the pool the dashboard spends from (the scenario's user).
+        self.default_pool: str | None = None
         self._windows: dict[str, deque[float]] = {}
         self._locked_until: dict[str, float] = {}
+        self._dashboard_next: float | None = None
         #: how many 429 answers the emulated limit has served.
         self.limited = 0
+        #: how many times a pool was locked out.
+        self.lockouts = 0
+        #: requests the emulated dashboard (and :meth:`spend`) made, and how many of them the limit refused.
+        self.spent = 0
+        self.spent_refused = 0
 
-    def configure(self, requests: int | None, period: float = 300.0) -> None:
+    def configure(
+        self,
+        requests: int | None,
+        period: float = 300.0,
+        *,
+        headers: str = "ietf",
+        dashboard_rate: float = 0.0,
+        now: float | None = None,
+    ) -> None:
         """Turn the limit on (``requests`` per ``period`` s) or off (``requests=None``); forgets all counts.
 
-        :param requests: allowed requests per period and credential, or ``None`` to disable.
+        :param requests: allowed requests per period and user, or ``None`` to disable.
         :param period: the window, and the lockout, in seconds.
+        :param headers: how answers describe the limit: ``ietf``, ``legacy`` or ``none``.
+        :param dashboard_rate: requests per second another consumer (the dashboard) spends from the default
+            pool; 0 for none.
+        :param now: the current time, when the dashboard starts spending (default: at the next request).
         """
         if requests is not None and (isinstance(requests, bool) or not isinstance(requests, int) or requests < 1):
             raise ValueError(f"requests must be a positive integer or None, got {requests!r}")
         if period <= 0:
             raise ValueError(f"period must be > 0, got {period!r}")
+        if headers not in RATE_LIMIT_HEADER_STYLES:
+            raise ValueError(f"headers must be one of {', '.join(RATE_LIMIT_HEADER_STYLES)}, got {headers!r}")
+        if isinstance(dashboard_rate, bool) or not isinstance(dashboard_rate, int | float) or not dashboard_rate >= 0:
+            raise ValueError(f"dashboard_rate must be a number of requests per second >= 0, got {dashboard_rate!r}")
         with self._lock:
             self.requests = requests
             self.period = float(period)
+            self.headers = headers
+            self.dashboard_rate = float(dashboard_rate)
+            self._dashboard_next = None if now is None else now + self._dashboard_step()
             self._windows.clear()
             self._locked_until.clear()
 
@@ -139,36 +203,175 @@ class RateLimiter:
         with self._lock:
             self._windows.clear()
             self._locked_until.clear()
+            self._dashboard_next = None
             self.limited = 0
+            self.lockouts = 0
+            self.spent = 0
+            self.spent_refused = 0
 
     def check(self, credential: str, now: float) -> float | None:
         """Count a request; return ``None`` if allowed, else the seconds until the lockout ends.
 
-        :param credential: what identifies the caller (token or e-mail + key).
+        :param credential: the pool the caller draws from (a user, or an unknown credential).
         :param now: seconds since start.
         """
-        limit = self.requests
-        if limit is None:
-            return None
+        return self.take(credential, now).retry_after
+
+    def take(self, pool: str, now: float) -> RateDecision:
+        """Count a request of ``pool`` (after what the dashboard spent until ``now``) and decide.
+
+        :param pool: the pool the caller draws from.
+        :param now: seconds since start.
+        """
+        if self.requests is None:
+            return RateDecision(None, 0, 0.0)
         with self._lock:
-            until = self._locked_until.get(credential)
-            if until is not None:
-                if now < until:
-                    self.limited += 1
-                    return until - now
-                del self._locked_until[credential]
-                self._windows.pop(credential, None)
-            window = self._windows.setdefault(credential, deque())
-            horizon = now - self.period
-            while window and window[0] <= horizon:
-                window.popleft()
-            if len(window) >= limit:
-                self._locked_until[credential] = now + self.period
-                window.clear()
+            self._run_dashboard(now)
+            decision = self._count(pool, now)
+            if decision.retry_after is not None:
                 self.limited += 1
-                return self.period
-            window.append(now)
-            return None
+            return decision
+
+    def spend(self, pool: str | None, count: int, now: float) -> int:
+        """Spend ``count`` requests of a pool now, as another consumer (the dashboard) would.
+
+        :param pool: the pool (default: :attr:`default_pool`).
+        :param count: how many requests.
+        :param now: seconds since start.
+        :returns: how many the limit accepted (the rest were refused, and may have locked the pool out).
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"count must be an integer >= 0, got {count!r}")
+        pool = pool or self.default_pool
+        if self.requests is None or pool is None:
+            return count
+        with self._lock:
+            self._run_dashboard(now)
+            return sum(self._spend_one(pool, now) for _ in range(count))
+
+    def pool_state(self, pool: str, now: float) -> RateDecision:
+        """What an answer to ``pool`` would say now, without counting anything.
+
+        :param pool: the pool.
+        :param now: seconds since start.
+        """
+        if self.requests is None:
+            return RateDecision(None, 0, 0.0)
+        with self._lock:
+            self._run_dashboard(now)
+            return self._state(pool, now)
+
+    def status(self, now: float) -> dict[str, Any]:
+        """The limit's settings and counters, and each pool's state now (JSON-ready).
+
+        :param now: seconds since start.
+        """
+        with self._lock:
+            if self.requests is not None:
+                self._run_dashboard(now)
+            pools = {}
+            for pool in sorted(set(self._windows) | set(self._locked_until)):
+                state = self._state(pool, now)
+                pools[pool] = {
+                    "remaining": state.remaining,
+                    "reset": state.reset,
+                    "locked": state.retry_after is not None,
+                }
+            return {
+                "requests": self.requests,
+                "period": self.period,
+                "headers": self.headers,
+                "dashboard_rate": self.dashboard_rate,
+                "limited": self.limited,
+                "lockouts": self.lockouts,
+                "spent": self.spent,
+                "spent_refused": self.spent_refused,
+                "pools": pools,
+            }
+
+    def response_headers(self, decision: RateDecision) -> tuple[tuple[str, str], ...]:
+        """The headers describing ``decision`` in the configured style (none when the limit is off).
+
+        :param decision: what :meth:`take` returned.
+        """
+        if self.requests is None or self.headers == "none":
+            return ()
+        reset = str(max(0, math.ceil(decision.reset - 1e-9)))
+        if self.headers == "legacy":
+            return (
+                ("X-RateLimit-Limit", str(self.requests)),
+                ("X-RateLimit-Remaining", str(decision.remaining)),
+                ("X-RateLimit-Reset", reset),
+            )
+        window = int(self.period) if float(self.period).is_integer() else round(self.period, 3)
+        name = f'"{RATE_LIMIT_POLICY_NAME}"'
+        return (
+            ("Ratelimit", f"{name};r={decision.remaining};t={reset}"),
+            ("Ratelimit-Policy", f"{name};q={self.requests};w={window}"),
+        )
+
+    # ---- internals (lock held) ------------------------------------------------------------------------
+
+    def _dashboard_step(self) -> float:
+        return 1.0 / self.dashboard_rate if self.dashboard_rate > 0 else math.inf
+
+    def _run_dashboard(self, now: float) -> None:
+        """Spend what the dashboard spent since it was last accounted for, at its own times."""
+        pool = self.default_pool
+        if self.dashboard_rate <= 0 or pool is None:
+            return
+        step = self._dashboard_step()
+        if self._dashboard_next is None:
+            self._dashboard_next = now + step
+            return
+        if now - self._dashboard_next > self.period + step * _MAX_DASHBOARD_STEPS:
+            self._dashboard_next = now - self.period  # long idle: what came before left the window long ago
+        while self._dashboard_next <= now:
+            self._spend_one(pool, self._dashboard_next)
+            self._dashboard_next += step
+
+    def _spend_one(self, pool: str, at: float) -> int:
+        self.spent += 1
+        if self._count(pool, at).retry_after is not None:
+            self.spent_refused += 1
+            return 0
+        return 1
+
+    def _expire(self, pool: str, now: float) -> deque[float]:
+        until = self._locked_until.get(pool)
+        if until is not None and now >= until:
+            del self._locked_until[pool]
+            self._windows.pop(pool, None)
+        window = self._windows.setdefault(pool, deque())
+        horizon = now - self.period
+        while window and window[0] <= horizon:
+            window.popleft()
+        return window
+
+    def _state(self, pool: str, now: float) -> RateDecision:
+        limit = self.requests
+        assert limit is not None
+        window = self._expire(pool, now)
+        until = self._locked_until.get(pool)
+        if until is not None:
+            return RateDecision(until - now, 0, until - now)
+        reset = window[-1] + self.period - now if window else 0.0
+        return RateDecision(None, max(0, limit - len(window)), reset)
+
+    def _count(self, pool: str, now: float) -> RateDecision:
+        limit = self.requests
+        assert limit is not None
+        window = self._expire(pool, now)
+        until = self._locked_until.get(pool)
+        if until is not None:
+            return RateDecision(until - now, 0, until - now)
+        if len(window) >= limit:
+            self._locked_until[pool] = now + self.period
+            self.lockouts += 1
+            window.clear()
+            return RateDecision(self.period, 0, self.period)
+        window.append(now)
+        return RateDecision(None, limit - len(window), window[-1] + self.period - now)
 
 
 class CloudflareApi:
@@ -177,13 +380,81 @@ class CloudflareApi:
     :param state: the world.
     :param now: returns seconds since the simulator started.
     :param wall_epoch: returns the POSIX time of the start.
+    :param limiter: the emulated rate limit that :meth:`answer` applies (``None``: a fresh one, off).
     """
 
-    def __init__(self, state: SimulatorState, now: Callable[[], float], wall_epoch: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        state: SimulatorState,
+        now: Callable[[], float],
+        wall_epoch: Callable[[], float],
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self.state = state
         self.now = now
         self.wall_epoch = wall_epoch
+        self.limiter = limiter if limiter is not None else RateLimiter()
+        self.limiter.default_pool = self.user_pool(None)
         self._bodies: dict[tuple[str, str], tuple[tuple[Any, ...], Response]] = {}
+
+    # ---- the rate limit -------------------------------------------------------------------------------
+
+    def user_pool(self, user: str | None) -> str:
+        """The rate-limit pool of a user: ``None`` is the scenario's user (who owns every credential that
+        names no other).
+
+        :param user: a user name from a credential's ``user`` field, or ``None``.
+        """
+        return f"user:{user if user is not None else self.state.user['id']}"
+
+    def rate_limit_pool(self, headers: Mapping[str, str]) -> str | None:
+        """The pool a request draws from: its user's for a known token or Global API Key (Cloudflare counts
+        per user, whatever token, key or dashboard session), its own for an unknown credential, ``None``
+        without credentials (not counted).
+
+        :param headers: request headers (case-insensitive mapping).
+        """
+        authorization = headers.get("Authorization")
+        if authorization is not None:
+            scheme, _, value = authorization.strip().partition(" ")
+            token = self.state.tokens.get(value.strip()) if scheme.lower() == "bearer" else None
+            if token is not None:
+                return self.user_pool(token.get("user"))
+            return "credential:" + _digest(authorization)
+        key = headers.get("X-Auth-Key")
+        if key is None:
+            return None
+        email = headers.get("X-Auth-Email") or ""
+        global_key = self.state.global_keys.get(email.strip().lower())
+        if global_key is not None and global_key["key"] == key.strip():
+            return self.user_pool(global_key.get("user"))
+        return "credential:" + _digest(f"{email}\n{key}")
+
+    def answer(
+        self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]
+    ) -> tuple[Response, bool]:
+        """Answer one API request under the emulated rate limit; return ``(response, rate_limited)``.
+
+        Over the limit (or during the lockout): 429 code 971 with ``Retry-After``. Every answer to a counted
+        request, 429 included, describes the pool in the limiter's header style.
+
+        :param method: the HTTP method.
+        :param path: the path including ``/client/v4``, without the query string.
+        :param query: query parameters (last value wins).
+        :param headers: request headers (case-insensitive mapping).
+        """
+        limiter = self.limiter
+        pool = self.rate_limit_pool(headers) if limiter.requests is not None else None
+        if pool is None:
+            return self.handle(method, path, query, headers), False
+        decision = limiter.take(pool, self.now())
+        described = limiter.response_headers(decision)
+        if decision.retry_after is not None:
+            retry = str(max(1, int(decision.retry_after + 0.999)))
+            body = error_body(971, "Please wait and consider throttling your request speed")
+            return Response(429, body, headers=(("Retry-After", retry), *described)), True
+        response = self.handle(method, path, query, headers)
+        return (response._replace(headers=response.headers + described) if described else response), False
 
     # ---- auth -----------------------------------------------------------------------------------------
 
@@ -496,6 +767,10 @@ class CloudflareApi:
                 return tunnel
             self.state.clean_connections(tunnel.id, client_id, self.now())
         return ok({})
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _positive_int(text: str) -> int | None:

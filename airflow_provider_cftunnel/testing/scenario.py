@@ -35,11 +35,13 @@ Format (JSON; comments are explanations, not part of the format)::
           "status": "active",                 // "active", "disabled" or "expired"
           "tunnel_read": true,                // false: tunnel endpoints answer 403 code 10000
           "expires_on": null,                 // optional RFC 3339 strings, echoed by the verify endpoints
-          "not_before": null
+          "not_before": null,
+          "user": null                        // optional: whose rate-limit pool it draws from (default: the
+                                              // scenario's user, the pool of every credential naming none)
         }
       ],
       "global_keys": [
-        {"email": "simulator@example.com", "key": "<37 hex>", "accounts": null}
+        {"email": "simulator@example.com", "key": "<37 hex>", "accounts": null}   // and "user", as tokens
       ],
       "user": {"id": "<32 hex>", "email": "simulator@example.com"},   // what GET /user returns
 
@@ -88,7 +90,9 @@ Format (JSON; comments are explanations, not part of the format)::
          "statuses": {"down": 3, "degraded": 2, "inactive": 1}}
       ],
 
-      "rate_limit": null,                     // or {"requests": 1200, "period": 300}, per credential
+      "rate_limit": null,                     // or {"requests": 1200, "period": 300}, per user (see
+                                              // CloudflareSimulator.set_rate_limit), optionally with
+                                              // "headers": "ietf" | "legacy" | "none" and "dashboard_rate"
       "faults": [],                           // fault specs, see airflow_provider_cftunnel.testing.faults
       "legacy_tunnel_connections": false,     // true: tunnel objects also carry "connections" (pre 2026-10-05)
       "legacy_list_deleted": false            // true: the tunnel list without is_deleted also lists deleted
@@ -198,9 +202,9 @@ _TOP_KEYS = frozenset(
     }
 )
 _TOKEN_KEYS = frozenset(
-    {"token", "id", "owner", "account_id", "accounts", "status", "tunnel_read", "expires_on", "not_before"}
+    {"token", "id", "owner", "account_id", "accounts", "status", "tunnel_read", "expires_on", "not_before", "user"}
 )
-_KEY_KEYS = frozenset({"email", "key", "accounts"})
+_KEY_KEYS = frozenset({"email", "key", "accounts", "user"})
 _ACCOUNT_KEYS = frozenset({"id", "name", "tunnels"})
 _FLEET_KEYS = frozenset({"prefix", "count", "account_id", "up_after", "connections", "replicas", "statuses"})
 #: The statuses a fleet can give some of its tunnels at start (the others are ``healthy``).
@@ -682,17 +686,52 @@ def normalize_token(raw: Any, where: str, default_account_id: str | None) -> dic
         if raw.get("account_id") is not None:
             raise ScenarioError(f"{where}: a user token restricts accounts with 'accounts', not account_id")
         accounts = _id_list(raw.get("accounts"), f"{where}.accounts")
-    return {
-        "token": token,
-        "id": token_id,
-        "owner": owner,
-        "account_id": account_id,
-        "accounts": accounts,
-        "status": status,
-        "tunnel_read": tunnel_read,
-        "expires_on": _optional_str(raw.get("expires_on"), f"{where}.expires_on"),
-        "not_before": _optional_str(raw.get("not_before"), f"{where}.not_before"),
+    return _rate_limit_user(
+        raw,
+        {
+            "token": token,
+            "id": token_id,
+            "owner": owner,
+            "account_id": account_id,
+            "accounts": accounts,
+            "status": status,
+            "tunnel_read": tunnel_read,
+            "expires_on": _optional_str(raw.get("expires_on"), f"{where}.expires_on"),
+            "not_before": _optional_str(raw.get("not_before"), f"{where}.not_before"),
+        },
+        where,
+    )
+
+
+def _normalize_rate_limit(raw: dict[str, Any]) -> dict[str, Any]:
+    """The ``rate_limit`` object: ``requests`` per ``period`` s per user, plus, when not the default, how
+    answers describe it (``headers``: ``ietf``, ``legacy`` or ``none``) and another consumer's spending
+    (``dashboard_rate``, requests per second)."""
+    _check_keys(raw, frozenset({"requests", "period", "headers", "dashboard_rate"}), "rate_limit")
+    rate_limit: dict[str, Any] = {
+        "requests": _count(raw.get("requests", 1200), "rate_limit.requests", minimum=1),
+        "period": _number(raw.get("period", 300), "rate_limit.period", minimum=0.001),
     }
+    headers = raw.get("headers", "ietf")
+    if headers not in ("ietf", "legacy", "none"):
+        raise ScenarioError(f"rate_limit.headers must be 'ietf', 'legacy' or 'none', got {headers!r}")
+    if headers != "ietf":
+        rate_limit["headers"] = headers
+    dashboard_rate = _number(raw.get("dashboard_rate", 0), "rate_limit.dashboard_rate")
+    if dashboard_rate:
+        rate_limit["dashboard_rate"] = dashboard_rate
+    return rate_limit
+
+
+def _rate_limit_user(raw: dict[str, Any], normalized: dict[str, Any], where: str) -> dict[str, Any]:
+    """Keep a credential's optional ``user``: whose rate-limit pool it draws from (default: the scenario's
+    user, so every token and key of a scenario shares one pool, as Cloudflare counts per user)."""
+    user = raw.get("user")
+    if user is not None:
+        if not isinstance(user, str) or not user:
+            raise ScenarioError(f"{where}.user must be a non-empty string naming a user, got {user!r}")
+        normalized["user"] = user
+    return normalized
 
 
 def normalize_scenario(data: dict[str, Any]) -> dict[str, Any]:
@@ -736,7 +775,8 @@ def normalize_scenario(data: dict[str, Any]) -> dict[str, Any]:
             raise ScenarioError(f"{where}.email must be an e-mail address, got {email!r}")
         if not isinstance(key, str) or not key or any(ch.isspace() for ch in key):
             raise ScenarioError(f"{where}.key must be a non-empty string without spaces, got {key!r}")
-        keys.append({"email": email, "key": key, "accounts": _id_list(raw.get("accounts"), f"{where}.accounts")})
+        key_accounts = _id_list(raw.get("accounts"), f"{where}.accounts")
+        keys.append(_rate_limit_user(raw, {"email": email, "key": key, "accounts": key_accounts}, where))
     if len({k["email"].lower() for k in keys}) != len(keys):
         raise ScenarioError("global_keys: e-mail addresses must be unique")
     token_values = {t["token"] for t in tokens}
@@ -759,11 +799,7 @@ def normalize_scenario(data: dict[str, Any]) -> dict[str, Any]:
     if rate_limit is not None:
         if not isinstance(rate_limit, dict):
             raise ScenarioError(f"rate_limit must be null or an object, got {rate_limit!r}")
-        _check_keys(rate_limit, frozenset({"requests", "period"}), "rate_limit")
-        rate_limit = {
-            "requests": _count(rate_limit.get("requests", 1200), "rate_limit.requests", minimum=1),
-            "period": _number(rate_limit.get("period", 300), "rate_limit.period", minimum=0.001),
-        }
+        rate_limit = _normalize_rate_limit(rate_limit)
 
     raw_faults = data.get("faults", [])
     if not isinstance(raw_faults, list):

@@ -421,8 +421,14 @@ class CloudflareSimulator:
             self._faults.add(Fault.from_dict(spec))
         self._rate_limiter = RateLimiter()
         if initial["rate_limit"] is not None:
-            self._rate_limiter.configure(initial["rate_limit"]["requests"], initial["rate_limit"]["period"])
-        self._api = CloudflareApi(self._state, self.elapsed, lambda: self._wall_epoch)
+            limit = initial["rate_limit"]
+            self._rate_limiter.configure(
+                limit["requests"],
+                limit["period"],
+                headers=limit.get("headers", "ietf"),
+                dashboard_rate=limit.get("dashboard_rate", 0.0),
+            )
+        self._api = CloudflareApi(self._state, self.elapsed, lambda: self._wall_epoch, self._rate_limiter)
         self._log: deque[RequestRecord] = deque(maxlen=max_logged_requests)
         self._log_lock = threading.Lock()
         self._server: _Server | None = None
@@ -579,8 +585,7 @@ class CloudflareSimulator:
         """The effective scenario now: the world with its current timelines, the rate limit and active faults
         (their ``count`` is what remains)."""
         scenario = self._state.to_scenario()
-        rate = self._rate_limiter
-        scenario["rate_limit"] = None if rate.requests is None else {"requests": rate.requests, "period": rate.period}
+        scenario["rate_limit"] = self._rate_limit_spec()
         faults = []
         for fault in self._faults.all():
             if fault.active:
@@ -952,14 +957,30 @@ class CloudflareSimulator:
         """Remove every fault."""
         self._faults.clear()
 
-    def set_rate_limit(self, requests: int | None, period: float = 300.0) -> None:
-        """Emulate Cloudflare's rate limit: ``requests`` per ``period`` seconds per credential; going over
-        answers 429 (code 971, ``Retry-After``) and locks that credential out for ``period`` seconds.
+    def set_rate_limit(
+        self,
+        requests: int | None,
+        period: float = 300.0,
+        *,
+        headers: str = "ietf",
+        dashboard_rate: float = 0.0,
+    ) -> None:
+        """Emulate Cloudflare's rate limit: ``requests`` per ``period`` seconds per user, shared by all of the
+        user's tokens and keys (by default every credential of the scenario belongs to its one user); going
+        over answers 429 (code 971, ``Retry-After``) and locks the whole pool out for ``period`` seconds.
+        Every counted answer describes the pool (``Ratelimit: "default";r=..;t=..`` and
+        ``Ratelimit-Policy: "default";q=..;w=..``). Forgets all counts.
 
         :param requests: allowed requests per period; ``None`` turns the emulation off.
         :param period: window and lockout, in seconds (Cloudflare: 1200 per 300 s).
+        :param headers: ``"ietf"`` (the headers above), ``"legacy"`` (``X-RateLimit-Limit`` / ``-Remaining`` /
+            ``-Reset``) or ``"none"`` (stripped, as by a proxy).
+        :param dashboard_rate: another consumer of the scenario user's pool (a person in the dashboard, another
+            tool), in requests per second, starting now; it does not back off.
         """
-        self._rate_limiter.configure(requests, period)
+        self._rate_limiter.configure(
+            requests, period, headers=headers, dashboard_rate=dashboard_rate, now=self.elapsed()
+        )
 
     @property
     def rate_limited_count(self) -> int:
@@ -969,6 +990,32 @@ class CloudflareSimulator:
     def reset_rate_limit(self) -> None:
         """Forget the emulated rate limit's counts, lockouts and :attr:`rate_limited_count`."""
         self._rate_limiter.reset()
+
+    def spend_rate_limit(self, count: int, user: str | None = None) -> int:
+        """Spend ``count`` requests of a user's pool now, as the dashboard or another tool would.
+
+        :param count: how many requests.
+        :param user: the user (a credential's ``user`` field); default: the scenario's user.
+        :returns: how many the limit accepted; the others were refused and may have locked the pool out.
+        """
+        return self._rate_limiter.spend(self._api.user_pool(user), count, self.elapsed())
+
+    def rate_limit_status(self) -> dict[str, Any]:
+        """The emulated limit now: its settings, ``limited`` (429s served), ``lockouts``, ``spent`` and
+        ``spent_refused`` (the dashboard's requests), and each pool's ``remaining`` / ``reset`` / ``locked``.
+        Pools are named ``user:<name>``, or ``credential:<hash>`` for unknown credentials."""
+        return self._rate_limiter.status(self.elapsed())
+
+    def _rate_limit_spec(self) -> dict[str, Any] | None:
+        rate = self._rate_limiter
+        if rate.requests is None:
+            return None
+        spec: dict[str, Any] = {"requests": rate.requests, "period": rate.period}
+        if rate.headers != "ietf":
+            spec["headers"] = rate.headers
+        if rate.dashboard_rate:
+            spec["dashboard_rate"] = rate.dashboard_rate
+        return spec
 
     # ---- request log ----------------------------------------------------------------------------------
 
@@ -1003,18 +1050,7 @@ class CloudflareSimulator:
 
     def _answer(self, method: str, path: str, query: dict[str, str], headers: Headers) -> tuple[Response, bool]:
         """The normal answer, after the emulated rate limit; returns ``(response, rate_limited)``."""
-        limiter = self._rate_limiter
-        if limiter.requests is not None:
-            credential = headers.get("Authorization")
-            if credential is None and "X-Auth-Key" in headers:
-                credential = f"{headers.get('X-Auth-Email')}\n{headers.get('X-Auth-Key')}"
-            if credential is not None:
-                wait = limiter.check(credential, self.elapsed())
-                if wait is not None:
-                    retry = str(max(1, int(wait + 0.999)))
-                    body = error_body(971, "Please wait and consider throttling your request speed")
-                    return Response(429, body, headers=(("Retry-After", retry),)), True
-        return self._api.handle(method, path, query, headers), False
+        return self._api.answer(method, path, query, headers)
 
     def _control(self, method: str, path: str, body: bytes) -> Response:
         try:
@@ -1061,10 +1097,23 @@ class CloudflareSimulator:
                 specs: Iterable[Any] = data if isinstance(data, list) else [data]
                 faults = [Fault.from_dict(spec) for spec in specs]
                 return {"faults": [self._faults.add(f).to_dict() for f in faults]}
-        if method == "POST" and route == "/rate-limit":
+        if route == "/rate-limit" and method == "POST":
             data = payload()
-            self.set_rate_limit(data.get("requests"), float(data.get("period", 300.0)))
-            return {"requests": self._rate_limiter.requests, "period": self._rate_limiter.period}
+            self.set_rate_limit(
+                data.get("requests"),
+                float(data.get("period", 300.0)),
+                headers=data.get("headers", "ietf"),
+                dashboard_rate=data.get("dashboard_rate", 0.0),
+            )
+            return self._rate_limit_spec() or {"requests": None, "period": self._rate_limiter.period}
+        if route == "/rate-limit" and method == "GET":
+            return self.rate_limit_status()
+        if route == "/rate-limit/spend" and method == "POST":
+            data = payload()
+            return {"accepted": self.spend_rate_limit(data.get("count", 1), data.get("user"))}
+        if route == "/rate-limit/reset" and method == "POST":
+            self.reset_rate_limit()
+            return self.rate_limit_status()
         if method == "POST" and route == "/connectors":
             data = payload()
             counts = {"live": data.get("live", 4), "pending": data.get("pending", 0)}

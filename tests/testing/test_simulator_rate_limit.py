@@ -1,10 +1,11 @@
-"""Emulation of Cloudflare's per-credential rate limit and its lockout."""
+"""Emulation of Cloudflare's per-user rate limit, its lockout, its headers and the pool's other consumers."""
 
 from __future__ import annotations
 
 import pytest
 
 from airflow_provider_cftunnel.testing import (
+    DEFAULT_API_TOKEN,
     DEFAULT_GLOBAL_KEY,
     DEFAULT_GLOBAL_KEY_EMAIL,
     NO_PERMISSION_API_TOKEN,
@@ -59,20 +60,45 @@ def test_window_slides(sim: CloudflareSimulator, client: Client, clock: FakeCloc
     assert client.get(client.connector_path()).status_code == 429
 
 
-def test_limit_is_per_credential(sim: CloudflareSimulator, client: Client) -> None:
-    sim.set_rate_limit(2, period=60)
-    for _ in range(3):
-        client.get(client.connector_path())
-    assert client.get(client.connector_path()).status_code == 429
-    assert client.get(client.connector_path(), token=sim.account_token).status_code == 200
+def test_one_pool_per_user_whatever_the_credential(sim: CloudflareSimulator, client: Client) -> None:
+    """Cloudflare counts per user: the user's token, an account token and the Global API Key share one pool."""
+    sim.set_rate_limit(4, period=60)
     key = {"X-Auth-Email": DEFAULT_GLOBAL_KEY_EMAIL, "X-Auth-Key": DEFAULT_GLOBAL_KEY}
-    assert [client.get("/user", token=None, headers=key).status_code for _ in range(3)] == [200, 200, 429]
-    # failed requests count too: Cloudflare counts what the credential sends
-    assert [client.get(client.tunnel_path(), token=NO_PERMISSION_API_TOKEN).status_code for _ in range(3)] == [
+    assert client.get(client.connector_path()).status_code == 200
+    assert client.get(client.connector_path(), token=sim.account_token).status_code == 200
+    assert client.get("/user", token=None, headers=key).status_code == 200
+    # failed requests count too: Cloudflare counts what the user sends
+    assert client.get(client.tunnel_path(), token=NO_PERMISSION_API_TOKEN).status_code == 403
+    assert client.get(client.connector_path(), token=sim.account_token).status_code == 429
+    assert client.get("/user", token=None, headers=key).status_code == 429, "the whole user is locked out"
+    assert sim.rate_limited_count == 2
+    assert sim.rate_limit_status()["lockouts"] == 1
+
+
+def test_other_users_and_unknown_credentials_have_their_own_pool(
+    cloudflare_simulator_factory, make_client, clock: FakeClock
+) -> None:
+    sim = cloudflare_simulator_factory(
+        {"up_after": 0, "api_tokens": [DEFAULT_API_TOKEN, {"token": "cfsim-other-user-token", "user": "bob"}]},
+        clock=clock,
+    )
+    assert sim.scenario["api_tokens"][1]["user"] == "bob"
+    client = make_client(sim)
+    sim.set_rate_limit(2, period=60)
+    assert [client.get(client.tunnel_path()).status_code for _ in range(3)] == [200, 200, 429]
+    assert [client.get(client.tunnel_path(), token="cfsim-other-user-token").status_code for _ in range(2)] == [
+        200,
+        200,
+    ]
+    assert [client.get(client.tunnel_path(), token="cfsim-unknown-token").status_code for _ in range(3)] == [
         403,
         403,
         429,
     ]
+    pools = sim.rate_limit_status()["pools"]
+    assert pools["user:bob"] == {"remaining": 0, "reset": 60.0, "locked": False}
+    assert [p for p in pools if p.startswith("credential:")] != []
+    assert "cfsim-unknown-token" not in str(pools)  # unknown credentials are named by a hash
 
 
 def test_requests_without_credentials_are_not_counted(sim: CloudflareSimulator, client: Client) -> None:
@@ -109,3 +135,113 @@ def test_injected_faults_come_before_the_limit(sim: CloudflareSimulator, client:
     sim.inject_fault(kind="server_error", status=503, count=3)
     assert [client.get(client.connector_path()).status_code for _ in range(5)] == [503, 503, 503, 200, 429]
     assert sim.rate_limited_count == 1
+
+
+def test_every_answer_describes_the_pool(sim: CloudflareSimulator, client: Client, clock: FakeClock) -> None:
+    sim.set_rate_limit(3, period=10)
+    first = client.get(client.connector_path())
+    assert first.headers["Ratelimit"] == '"default";r=2;t=10'
+    assert first.headers["Ratelimit-Policy"] == '"default";q=3;w=10'
+    clock.advance(4)
+    error = client.get(client.connector_path(connector_id="00000000-0000-4000-8000-000000000000"))
+    assert error.status_code == 404
+    assert error.headers["Ratelimit"] == '"default";r=1;t=10', "error answers count and say so too"
+    client.get(client.connector_path())
+    clock.advance(2.5)
+    limited = client.get(client.connector_path())
+    assert limited.status_code == 429
+    assert limited.headers["Retry-After"] == "10"
+    assert limited.headers["Ratelimit"] == '"default";r=0;t=10'
+    assert limited.headers["Ratelimit-Policy"] == '"default";q=3;w=10'
+    clock.advance(7.5)
+    assert client.get(client.tunnel_path()).headers["Ratelimit"] == '"default";r=0;t=3'
+    assert "Ratelimit" not in client.get(client.tunnel_path(), token=None).headers, "not counted, not described"
+
+
+def test_reset_is_when_the_pool_would_be_whole_again(
+    sim: CloudflareSimulator, client: Client, clock: FakeClock
+) -> None:
+    """A sliding window: ``t`` counts to the moment the newest counted request leaves it."""
+    sim.set_rate_limit(5, period=10)
+    client.get(client.tunnel_path())
+    clock.advance(6)
+    assert client.get(client.tunnel_path()).headers["Ratelimit"] == '"default";r=3;t=10'
+    clock.advance(4.5)  # the first request left the window
+    assert client.get(client.tunnel_path()).headers["Ratelimit"] == '"default";r=3;t=10'
+    assert sim.rate_limit_status()["pools"][f"user:{sim.scenario['user']['id']}"] == {
+        "remaining": 3,
+        "reset": 10.0,
+        "locked": False,
+    }
+
+
+def test_legacy_and_stripped_headers(sim: CloudflareSimulator, client: Client) -> None:
+    sim.set_rate_limit(3, period=10, headers="legacy")
+    headers = client.get(client.tunnel_path()).headers
+    assert (headers["X-RateLimit-Limit"], headers["X-RateLimit-Remaining"], headers["X-RateLimit-Reset"]) == (
+        "3",
+        "2",
+        "10",
+    )
+    assert "Ratelimit" not in headers
+    assert sim.scenario["rate_limit"] == {"requests": 3, "period": 10.0, "headers": "legacy"}
+    sim.set_rate_limit(1, period=10, headers="none")
+    assert not any("ratelimit" in name.lower() for name in client.get(client.tunnel_path()).headers)
+    limited = client.get(client.tunnel_path())
+    assert limited.status_code == 429
+    assert limited.headers["Retry-After"] == "10"
+    assert not any("ratelimit" in name.lower() for name in limited.headers)
+    with pytest.raises(ValueError, match="headers"):
+        sim.set_rate_limit(3, headers="draft")
+
+
+def test_another_consumer_spends_from_the_pool(sim: CloudflareSimulator, client: Client, clock: FakeClock) -> None:
+    sim.set_rate_limit(10, period=10)
+    assert sim.spend_rate_limit(4) == 4  # someone in the dashboard
+    assert client.get(client.tunnel_path()).headers["Ratelimit"] == '"default";r=5;t=10'
+    assert sim.spend_rate_limit(6) == 5, "the sixth crossed the limit"
+    assert client.get(client.tunnel_path()).status_code == 429, "and locked the user's tokens out too"
+    status = sim.rate_limit_status()
+    assert (status["spent"], status["spent_refused"], status["lockouts"], status["limited"]) == (10, 1, 1, 1)
+    with pytest.raises(ValueError, match="count"):
+        sim.spend_rate_limit(-1)
+
+
+def test_a_dashboard_spends_at_its_rate(sim: CloudflareSimulator, client: Client, clock: FakeClock) -> None:
+    sim.set_rate_limit(10, period=10, dashboard_rate=0.5)
+    assert sim.scenario["rate_limit"] == {"requests": 10, "period": 10.0, "dashboard_rate": 0.5}
+    clock.advance(8)  # 4 dashboard requests, at 2, 4, 6 and 8 s
+    assert client.get(client.tunnel_path()).headers["Ratelimit"] == '"default";r=5;t=10'
+    clock.advance(5)  # at 13 s: the one at 2 s left the window, two more came at 10 and 12 s
+    assert client.get(client.tunnel_path()).headers["Ratelimit"] == '"default";r=3;t=10'
+    assert sim.rate_limit_status()["spent"] == 6
+    clock.advance(1000)  # it never stops, nor backs off
+    assert sim.rate_limit_status()["pools"][f"user:{sim.scenario['user']['id']}"]["remaining"] == 5
+    sim.set_rate_limit(2, period=10, dashboard_rate=1)
+    clock.advance(3)
+    assert client.get(client.tunnel_path()).status_code == 429, "a greedy dashboard locks everyone out"
+    assert sim.rate_limit_status()["spent_refused"] >= 1
+
+
+def test_control_routes(sim: CloudflareSimulator, client: Client, clock: FakeClock) -> None:
+    def control(method: str, route: str, body: object = None):
+        response = client.session.request(method, sim.control_url + route, json=body, timeout=5)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    assert control(
+        "POST", "/rate-limit", {"requests": 5, "period": 10, "headers": "legacy", "dashboard_rate": 0.1}
+    ) == {
+        "requests": 5,
+        "period": 10.0,
+        "headers": "legacy",
+        "dashboard_rate": 0.1,
+    }
+    assert control("POST", "/rate-limit/spend", {"count": 2}) == {"accepted": 2}
+    assert client.get(client.tunnel_path()).headers["X-RateLimit-Remaining"] == "2"
+    status = control("GET", "/rate-limit")
+    assert (status["requests"], status["spent"], status["limited"]) == (5, 2, 0)
+    assert control("POST", "/rate-limit/reset")["spent"] == 0
+    assert client.get(client.tunnel_path()).headers["X-RateLimit-Remaining"] == "4"
+    bad = client.session.request("POST", sim.control_url + "/rate-limit", json={"requests": 5, "headers": 1}, timeout=5)
+    assert bad.status_code == 400
