@@ -30,6 +30,12 @@ from airflow_provider_cftunnel.exceptions import (
     CloudflareRateLimitError,
 )
 from airflow_provider_cftunnel.models import Tunnel, TunnelConnector, show_value, validate_account_id, validate_uuid
+from airflow_provider_cftunnel.ratelimit import (
+    QuotaClaim,
+    ServerQuota,
+    credential_fingerprint,
+    quota_for,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Connection
@@ -498,19 +504,45 @@ class CloudflareHook(BaseHook):
         """
         GET ``path`` (relative to the API base URL) and return Cloudflare's envelope.
 
-        Retries happen inside; what comes out is either a successful envelope or a typed error.
+        Retries happen inside; what comes out is either a successful envelope or a typed error. Before the
+        request it waits (at most ``max_retry_after`` seconds) for what :attr:`quota` says of the pool this
+        credential shares with everything else of its Cloudflare user; every answer's rate-limit headers,
+        errors and 429s included, update it.
 
         :param path: The API path, starting with ``/``.
         :param params: Query parameters.
         :raises CloudflareAPIError: Or one of its subclasses, with a message that names no secret.
         """
         url = self.credentials.base_url + path
+        claim = self._claim_quota()
+        headers: Mapping[str, str] | None = None
         try:
             response = self._session.get(url, params=params, timeout=self.timeout, allow_redirects=False)
             body = response.content
+            headers = response.headers
         except requests.exceptions.RequestException as error:
             raise CloudflareAPIError(self._redact(describe_transport_error(error, url, self.max_retries))) from None
+        finally:
+            claim.settle(headers)
         return self._envelope(response, body, path)
+
+    @property
+    def quota(self) -> ServerQuota:
+        """
+        This process's view of Cloudflare's rate-limit pool for the hook's credential, shared by every hook and
+        trigger of the same credential (found by a hash of base URL, email and secret).
+        """
+        return quota_for(self._credential_fingerprint)
+
+    @cached_property
+    def _credential_fingerprint(self) -> str:
+        credentials = self.credentials
+        return credential_fingerprint(credentials.base_url, credentials.email, credentials.secret)
+
+    def _claim_quota(self) -> QuotaClaim:
+        """The quota's go for one request: handed over by the triggerer's budget, or waited for here."""
+        quota = self.quota
+        return quota.take_handed_over() or quota.wait(max_wait=self.max_retry_after)
 
     def _envelope(self, response: requests.Response, body: bytes, path: str) -> dict[str, Any]:
         status = response.status_code

@@ -12,6 +12,10 @@ So triggers do not poll on their own:
   whole process stays under the token's limit (from the connection's ``extra``: ``rate_limit_requests`` per
   ``rate_limit_period`` seconds, default 1,200 per 300; it spends 90 % of that, leaving headroom for the token's
   other users). Polls slow down instead of drawing 429 lockouts.
+* That budget is only the ceiling: the limit is really per Cloudflare *user*, shared with other triggerers,
+  workers and the dashboard, which no process can count. So the budget also waits for what the credential's
+  :class:`~airflow_provider_cftunnel.ratelimit.ServerQuota` says, from the ``Ratelimit`` headers of every
+  answer: all pollers of a credential in a process, and all processes, pace on the server's own count.
 
 The HTTP call itself is the hook's, run with ``asyncio.to_thread`` so the loop is never blocked, with no
 retries inside (the poller's own backoff, which honours ``Retry-After``, replaces them).
@@ -20,7 +24,6 @@ retries inside (the poller's own backoff, which honours ``Retry-After``, replace
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import importlib
 import json
 import random
@@ -43,6 +46,7 @@ from airflow_provider_cftunnel.exceptions import (
 )
 from airflow_provider_cftunnel.hooks import check_hook_params, hook_kwargs
 from airflow_provider_cftunnel.models import TunnelConnector, validate_account_id, validate_uuid
+from airflow_provider_cftunnel.ratelimit import RECHECK, ServerQuota, credential_fingerprint, quota_for
 from airflow_provider_cftunnel.rules import (
     describe_wait,
     find_ready_connector,
@@ -66,30 +70,40 @@ BUDGET_SHARE = 0.9
 
 class RequestBudget:
     """
-    Spaces one credential's requests so that no window of ``period`` seconds holds more than ``requests``.
+    Spaces one credential's requests so that no window of ``period`` seconds holds more than ``requests``, and
+    no faster than Cloudflare's shared pool allows.
 
     A generic cell rate algorithm: up to ``burst`` requests may go at once, then one every
     ``period / (requests - burst)`` seconds. Callers reserve a slot in order and sleep until it comes; before a
     request goes, the real send times of the last ``period`` seconds are checked (a sliding window), so a stalled
-    event loop cannot push more than ``requests`` into one window.
+    event loop cannot push more than ``requests`` into one window. That is the ceiling. Below it, the
+    credential's :class:`~airflow_provider_cftunnel.ratelimit.ServerQuota` (what Cloudflare's rate-limit
+    headers said of the pool every token, worker, triggerer and dashboard of the user shares) may ask for more
+    waiting, never less.
 
     :param requests: Requests allowed per period (Cloudflare: 1,200).
     :param period: The window, in seconds (Cloudflare: 300).
     :param burst: Requests allowed back to back.
+    :param quota: The credential's view of the shared pool, or ``None`` to pace on the ceiling alone.
     """
 
-    def __init__(self, requests: int, period: float, burst: int = BUDGET_BURST) -> None:
+    def __init__(
+        self, requests: int, period: float, burst: int = BUDGET_BURST, quota: ServerQuota | None = None
+    ) -> None:
         if requests < 1 or period <= 0:
             raise ValueError("a request budget needs requests >= 1 and period > 0")
         self.requests = requests
         self.period = period
         self.burst = max(1, min(burst, requests // 2))
         self.spacing = period / max(1, requests - self.burst)
+        self.quota = quota
         self._tolerance = self.spacing * (self.burst - 1)
         self._next = 0.0
         self._sent: deque[float] = deque()
         self.granted = 0
         self.waited = 0.0
+        #: Seconds of :attr:`waited` spent waiting for the shared pool (the rate-limit headers).
+        self.quota_waited = 0.0
 
     def reserve(self) -> float:
         """Reserve the next slot; return how many seconds to wait for it (0 when it is now)."""
@@ -102,8 +116,12 @@ class RequestBudget:
     async def acquire(self) -> None:
         """
         Wait for this credential's next slot, then until the last ``period`` seconds really hold fewer than
-        ``requests`` sends: slots spread the requests out; the check of real send times holds the limit even
-        when the event loop stalled and overdue slots come due together.
+        ``requests`` sends and the shared pool's quota lets a request go: slots spread the requests out; the check
+        of real send times holds the limit even when the event loop stalled and overdue slots come due together;
+        the quota keeps the whole deployment under Cloudflare's limit. Every wait is an ``asyncio.sleep``.
+
+        The quota's claim is handed over to the credential's next request, so the hook (in its thread) does not
+        wait a second time.
         """
         delay = self.reserve()
         if delay > 0:
@@ -113,12 +131,22 @@ class RequestBudget:
             now = time.monotonic()
             while self._sent and self._sent[0] <= now - self.period:
                 self._sent.popleft()
-            if len(self._sent) < self.requests:
-                self._sent.append(now)
-                return
-            wait = self._sent[0] + self.period - now
-            self.waited += wait
-            await asyncio.sleep(wait)
+            if len(self._sent) >= self.requests:
+                wait = self._sent[0] + self.period - now
+                self.waited += wait
+                await asyncio.sleep(wait)
+                continue
+            if self.quota is not None:
+                wait, claim = self.quota.try_claim()
+                if claim is None:
+                    wait = min(wait, RECHECK)  # a newer answer may bring better news
+                    self.waited += wait
+                    self.quota_waited += wait
+                    await asyncio.sleep(wait)
+                    continue
+                self.quota.hand_over(claim)
+            self._sent.append(now)  # no await since the checks: both hold for this very request
+            return
 
 
 @dataclass
@@ -177,16 +205,20 @@ class TunnelPoller:
 
     @classmethod
     def budget_for(cls, credentials: CloudflareCredentials) -> RequestBudget:
-        """The running loop's request budget of one credential (keyed by a hash, never the secret)."""
-        fingerprint = hashlib.sha256(
-            "\0".join([credentials.base_url, credentials.email or "", credentials.secret]).encode()
-        ).hexdigest()
+        """
+        The running loop's request budget of one credential (keyed by a hash, never the secret), drawing on the
+        process's :class:`~airflow_provider_cftunnel.ratelimit.ServerQuota` of that credential, which its
+        hooks feed with every answer's rate-limit headers.
+        """
+        fingerprint = credential_fingerprint(credentials.base_url, credentials.email, credentials.secret)
         budgets = cls._budgets.setdefault(asyncio.get_running_loop(), {})
         budget = budgets.get(fingerprint)
         if budget is None:
             # a share of the limit: the token's other users (dashboard, workers, other triggerers) need some too
             budget = budgets[fingerprint] = RequestBudget(
-                max(1, int(credentials.rate_limit_requests * BUDGET_SHARE)), credentials.rate_limit_period
+                max(1, int(credentials.rate_limit_requests * BUDGET_SHARE)),
+                credentials.rate_limit_period,
+                quota=quota_for(fingerprint),
             )
         return budget
 
