@@ -1,0 +1,224 @@
+"""Several triggerer processes share one Cloudflare pool and stay out of its lockout, thanks to its headers.
+
+Cloudflare's limit is per user, shared by every process, token and dashboard session of that user; no process can
+count what the others spend, and each triggerer's own budget (90 % of the connection's limit, default 1,200 per
+300 s) assumes it owns the pool. Here three separate OS processes, each with deferred
+``CloudflareTunnelConnectorTrigger``s on their own tunnels polling every 0.3 s, and an emulated dashboard, share
+the simulator's pool of 30 requests per 10 s, with the connection left at its default 1,200 per 300 s. With the
+``Ratelimit`` headers, every process paces itself on the server's remaining count: no 429 at all, and every
+process keeps polling. The same run with the headers stripped (as by a proxy) shows what the budget alone does.
+
+This module is also the triggerer process: ``python tests/reliability/test_shared_pool.py CONFIG_JSON``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PROCESSES = 3
+TUNNELS_PER_PROCESS = 4
+POLL_INTERVAL = 0.3
+POOL_REQUESTS, POOL_PERIOD = 30, 10.0
+DASHBOARD_RATE = 0.3  # requests per second someone spends in the dashboard: 3 of every 10-s window
+RUN_SECONDS = 30.0
+START_TIMEOUT = 120.0
+
+
+# -- the triggerer process ----------------------------------------------------------------------------------
+
+
+async def _triggerer(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Run deferred triggers on this process's tunnels for ``seconds``; count every poll's outcome."""
+    from airflow_provider_cftunnel.exceptions import CloudflareRateLimitError
+    from airflow_provider_cftunnel.triggers.tunnel import CloudflareTunnelConnectorTrigger, TunnelPoller
+
+    print("READY", flush=True)
+    start_at = float(sys.stdin.readline().split()[1])  # "GO <time.time() to start at>"
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    started = time.monotonic()
+    deadline = started + cfg["seconds"]
+    counts = {"ok": 0, "rate_limited": 0, "other_errors": 0}
+    ok_times: list[float] = []
+
+    async def trigger(tunnel_id: str) -> None:
+        run = CloudflareTunnelConnectorTrigger(
+            tunnel_id=tunnel_id, account_id=cfg["account_id"], poll_interval=cfg["interval"]
+        ).run()
+        async for event in run:  # the tunnels never get a connector: an event is an error
+            counts["other_errors"] += 1
+            print(f"unexpected event {event.payload.get('status')}", file=sys.stderr, flush=True)
+            return
+
+    async def count(poller: TunnelPoller) -> None:
+        async for outcome in poller.outcomes(cfg["interval"]):
+            if outcome.error is None:
+                counts["ok"] += 1
+                ok_times.append(time.monotonic() - started)
+            elif isinstance(outcome.error, CloudflareRateLimitError):
+                counts["rate_limited"] += 1
+            else:
+                counts["other_errors"] += 1
+
+    tasks = [asyncio.create_task(trigger(t)) for t in cfg["tunnels"]]
+    while len(TunnelPoller.active()) < len(cfg["tunnels"]) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    pollers = list(TunnelPoller.active().values())
+    tasks += [asyncio.create_task(count(poller)) for poller in pollers]
+    await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+    budget = TunnelPoller.budget_for(_credentials())  # the one every poller of this process drew from
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    quota = budget.quota
+    latest = quota.latest if quota is not None else None
+    return {
+        **counts,
+        "requests": sum(poller.requests for poller in pollers),
+        "ok_times": ok_times,
+        "quota_waited_s": budget.quota_waited,
+        "pacing_episodes": quota.episodes if quota is not None else None,
+        "latest_remaining": latest.remaining if latest is not None else None,
+    }
+
+
+def _credentials() -> Any:
+    """The credentials of ``AIRFLOW_CONN_CLOUDFLARE_DEFAULT``, as the triggers' hooks read them."""
+    from airflow_provider_cftunnel.hooks.cloudflare import CloudflareCredentials
+
+    conn = json.loads(os.environ["AIRFLOW_CONN_CLOUDFLARE_DEFAULT"])
+    return CloudflareCredentials(secret=conn["password"], account_id=conn["extra"]["account_id"], base_url=conn["host"])
+
+
+# -- the test ---------------------------------------------------------------------------------------------
+
+
+def _lines(child: subprocess.Popen[str]) -> queue.Queue[str | None]:
+    """The child's stdout lines, read by a thread (so every wait has a timeout); ``None`` at its end."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert child.stdout is not None
+        for line in child.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def run_processes(sim: Any, *, processes: int, seconds: float) -> list[dict[str, Any]]:
+    """Start ``processes`` triggerer processes on their own tunnels, run them together, stop them by pid."""
+    tunnels = [[sim.add_tunnel(name=f"p{p}-t{t}") for t in range(TUNNELS_PER_PROCESS)] for p in range(processes)]
+    env = {**os.environ, "AIRFLOW_CONN_CLOUDFLARE_DEFAULT": sim.connection_json(), "PYTHONPATH": str(ROOT)}
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    children: list[subprocess.Popen[str]] = []
+    try:
+        for mine in tunnels:
+            cfg = {"tunnels": mine, "account_id": sim.account_id, "interval": POLL_INTERVAL, "seconds": seconds}
+            children.append(
+                subprocess.Popen(
+                    [sys.executable, __file__, json.dumps(cfg)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                    cwd=ROOT,
+                    env=env,
+                )
+            )
+        lines = [_lines(child) for child in children]
+        ready_by = time.monotonic() + START_TIMEOUT
+        for queue in lines:
+            line = queue.get(timeout=max(0.1, ready_by - time.monotonic()))
+            while line is not None and line.strip() != "READY":
+                line = queue.get(timeout=max(0.1, ready_by - time.monotonic()))
+            assert line is not None, "a triggerer process exited before it started"
+        start_at = time.time() + 0.5
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write(f"GO {start_at}\n")
+            child.stdin.flush()
+        results = []
+        done_by = time.monotonic() + seconds + 60
+        for child, queue in zip(children, lines, strict=True):
+            output = []
+            while (line := queue.get(timeout=max(0.1, done_by - time.monotonic()))) is not None:
+                output.append(line)
+            assert child.wait(timeout=max(0.1, done_by - time.monotonic())) == 0, "a triggerer process failed"
+            results.append(json.loads(output[-1]))
+        return results
+    finally:
+        for child in children:  # stopped by pid, whatever happened
+            if child.poll() is None:
+                child.kill()
+                child.wait(timeout=10)
+
+
+def describe(label: str, sim: Any, results: list[dict[str, Any]], seconds: float) -> str:
+    status = sim.rate_limit_status()
+    polls = ", ".join(f"{r['ok']} ok / {r['rate_limited']} limited" for r in results)
+    intervals = seconds / POLL_INTERVAL
+    per_interval = sum(r["ok"] for r in results) / intervals
+    return (
+        f"{label}: {len(results)} triggerer processes x {TUNNELS_PER_PROCESS} tunnels every {POLL_INTERVAL} s, "
+        f"dashboard {DASHBOARD_RATE}/s, pool {POOL_REQUESTS} per {POOL_PERIOD:g} s, {seconds:g} s: "
+        f"{sim.rate_limited_count} 429s served, {status['lockouts']} lockouts, dashboard refused "
+        f"{status['spent_refused']} of {status['spent']}; successful polls per process: {polls} "
+        f"({per_interval:.2f} per poll interval in all)"
+    )
+
+
+@pytest.fixture
+def pool_sim(cloudflare_simulator_factory: Any) -> Any:
+    from airflow_provider_cftunnel.testing import DEFAULT_ACCOUNT_ID
+
+    return cloudflare_simulator_factory({"accounts": [{"id": DEFAULT_ACCOUNT_ID, "tunnels": []}]})
+
+
+@pytest.mark.slow
+def test_three_processes_share_the_pool_without_a_429(pool_sim: Any) -> None:
+    pool_sim.set_rate_limit(POOL_REQUESTS, POOL_PERIOD, dashboard_rate=DASHBOARD_RATE)
+    results = run_processes(pool_sim, processes=PROCESSES, seconds=RUN_SECONDS)
+    print(describe("with Ratelimit headers", pool_sim, results, RUN_SECONDS))
+    status = pool_sim.rate_limit_status()
+    assert pool_sim.rate_limited_count == 0
+    assert status["lockouts"] == 0
+    assert status["spent_refused"] == 0, "the dashboard was locked out"
+    assert status["spent"] >= DASHBOARD_RATE * RUN_SECONDS * 0.8
+    assert all(r["rate_limited"] == 0 and r["other_errors"] == 0 for r in results)
+    # every process kept polling all along: a fair share each, and polls in every third of the run
+    oks = [r["ok"] for r in results]
+    assert min(oks) >= 0.5 * sum(oks) / len(oks), oks
+    for r in results:
+        thirds = {min(2, int(3 * t / RUN_SECONDS)) for t in r["ok_times"]}
+        assert thirds == {0, 1, 2}, r["ok_times"]
+    # and they did wait for the pool: without it each process would make ~3.6 requests per second
+    assert sum(oks) <= POOL_REQUESTS * (RUN_SECONDS / POOL_PERIOD + 1)
+    assert all(r["quota_waited_s"] > 0 for r in results)
+
+
+@pytest.mark.slow
+def test_without_headers_the_processes_only_have_their_own_budget(pool_sim: Any) -> None:
+    seconds = 20.0
+    pool_sim.set_rate_limit(POOL_REQUESTS, POOL_PERIOD, headers="none", dashboard_rate=DASHBOARD_RATE)
+    results = run_processes(pool_sim, processes=PROCESSES, seconds=seconds)
+    print(describe("headers stripped", pool_sim, results, seconds))
+    assert sum(r["ok"] + r["rate_limited"] + r["other_errors"] for r in results) > 0  # the scenario ran
+    # nothing to pace on: only the first requests waited for the first answer (to learn whether headers come)
+    assert all(r["quota_waited_s"] < 2.0 for r in results)
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(_triggerer(json.loads(sys.argv[1])))), flush=True)
