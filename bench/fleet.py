@@ -22,6 +22,12 @@ The shared fleet's connection sets ``rate_limit_requests`` high so that the requ
 its polls in the scaling runs; a separate pair of runs keeps the defaults (1,200 requests per 300 s, as
 Cloudflare) with the simulator emulating Cloudflare's limit, to show polls slowing down instead of 429s.
 
+Cloudflare's limit is per user, shared by every triggerer, worker and the dashboard. The shared-pool rows run
+2 and then 3 triggerer processes (4 tunnels each, polled every 0.5 s, connection at its default budget) and an
+emulated dashboard (0.3 requests/s) against one small pool (30 requests per 10 s), with the simulator's
+``Ratelimit`` headers on and then stripped: 429s served, lockouts and successful polls per process
+(``--pool-only`` runs just those, ``--pool-seconds`` sets their length).
+
 Run alone: ``.venv/bin/python bench/fleet.py [--sizes 10,100,1000] [--interval 2]``; the fleet process is
 this file with ``--child CONFIG``.
 """
@@ -47,6 +53,12 @@ SENSORS_PER_TUNNEL = 20
 HTTP_CONN_ID = "cfsim_http"
 CF_LIMIT_REQUESTS = 1200
 CF_LIMIT_PERIOD = 300.0
+#: The shared-pool rows: a small pool (30 requests per 10 s, Cloudflare's 1,200 per 300 s scaled down), an
+#: emulated dashboard spending 0.3 requests/s of it, and triggerer processes polling 4 tunnels each every 0.5 s.
+POOL_LIMIT = (30, 10.0)
+POOL_DASHBOARD_RATE = 0.3
+POOL_TUNNELS_PER_PROCESS = 4
+POOL_INTERVAL = 0.5
 _NS = uuid.UUID("6c0a5d3e-8a61-4d4e-9d3c-2f1b0e9a7c55")
 
 
@@ -240,6 +252,54 @@ async def _fleet(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def _pool_fleet(cfg: dict[str, Any]) -> dict[str, Any]:
+    """One triggerer of a shared-pool run: deferred triggers on its own tunnels; every poll's outcome counted."""
+    from airflow_provider_cftunnel.exceptions import CloudflareRateLimitError
+    from airflow_provider_cftunnel.hooks.cloudflare import CloudflareCredentials
+    from airflow_provider_cftunnel.triggers.tunnel import CloudflareTunnelConnectorTrigger, TunnelPoller
+
+    print("READY", flush=True)
+    start_at = float(sys.stdin.readline().split()[1])  # "GO <time.time() to start at>"
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    interval, started = cfg["interval"], time.monotonic()
+    deadline = started + cfg["seconds"]
+    counts = {"ok": 0, "rate_limited": 0, "other_errors": 0}
+
+    async def trigger(tunnel_id: str) -> None:
+        run = CloudflareTunnelConnectorTrigger(tunnel_id=tunnel_id, account_id=ACCOUNT_ID, poll_interval=interval)
+        async for _ in run.run():  # the tunnels never get a connector: an event is an error
+            counts["other_errors"] += 1
+            return
+
+    async def count(poller: Any) -> None:
+        async for outcome in poller.outcomes(interval):
+            if outcome.error is None:
+                counts["ok"] += 1
+            elif isinstance(outcome.error, CloudflareRateLimitError):
+                counts["rate_limited"] += 1
+            else:
+                counts["other_errors"] += 1
+
+    tasks = [asyncio.create_task(trigger(t)) for t in cfg["tunnels"]]
+    while len(TunnelPoller.active()) < len(cfg["tunnels"]) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    tasks += [asyncio.create_task(count(poller)) for poller in TunnelPoller.active().values()]
+    await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+    conn = json.loads(os.environ["AIRFLOW_CONN_CLOUDFLARE_DEFAULT"])
+    budget = TunnelPoller.budget_for(CloudflareCredentials(secret=conn["password"], base_url=conn["host"]))
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return {**counts, "quota_waited_s": budget.quota_waited, "waited_s": budget.waited}
+
+
+def pool_child_main(config_path: str) -> None:
+    cfg = json.loads(Path(config_path).read_text())
+    os.environ.update(cfg["env"])
+    result = asyncio.run(_pool_fleet(cfg))
+    Path(cfg["result_path"]).write_text(json.dumps(result))
+
+
 def child_main(config_path: str) -> None:
     cfg = json.loads(Path(config_path).read_text())
     os.environ.update(cfg["env"])
@@ -397,6 +457,124 @@ def run_fleet(
     return result
 
 
+def run_shared_pool(
+    processes: int,
+    headers: bool,
+    seconds: float,
+    *,
+    tunnels_per_process: int = POOL_TUNNELS_PER_PROCESS,
+    interval: float = POOL_INTERVAL,
+) -> dict[str, Any]:
+    """``processes`` triggerer processes, each with deferred triggers on its own tunnels, and an emulated dashboard,
+    sharing one small pool of the simulator (in its own process); the connection keeps its default budget."""
+    tunnels = [str(uuid.uuid5(_NS, f"pool-tunnel-{i}")) for i in range(processes * tunnels_per_process)]
+    requests, period = POOL_LIMIT
+    scenario: dict[str, Any] = {
+        "accounts": [
+            {
+                "id": ACCOUNT_ID,
+                "tunnels": [{"id": t, "name": f"pool-{i}", "connectors": []} for i, t in enumerate(tunnels)],
+            }
+        ],
+        "rate_limit": {
+            "requests": requests,
+            "period": period,
+            "headers": "ietf" if headers else "none",
+            "dashboard_rate": POOL_DASHBOARD_RATE,
+        },
+    }
+    tag = f"pool-{processes}-{'headers' if headers else 'stripped'}"
+    WORK_DIR.mkdir(exist_ok=True)
+    children: list[subprocess.Popen[bytes]] = []
+    with SimProcess(scenario, log_name=f"simulator-fleet-{tag}") as sim:
+        env = loopback_env({"AIRFLOW_CONN_CLOUDFLARE_DEFAULT": sim.connection()})
+        results_paths = []
+        try:
+            for p in range(processes):
+                result_path = WORK_DIR / f"fleet-{tag}-{p}.json"
+                result_path.unlink(missing_ok=True)
+                cfg = {
+                    "tunnels": tunnels[p * tunnels_per_process : (p + 1) * tunnels_per_process],
+                    "interval": interval,
+                    "seconds": seconds,
+                    "env": env,
+                    "result_path": str(result_path),
+                }
+                config_path = WORK_DIR / f"fleet-{tag}-{p}.config.json"
+                config_path.write_text(json.dumps(cfg))
+                results_paths.append(result_path)
+                with open(WORK_DIR / f"fleet-{tag}-{p}.log", "wb") as child_log:
+                    children.append(
+                        subprocess.Popen(
+                            [PYTHON, str(Path(__file__).resolve()), "--pool-child", str(config_path)],
+                            stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE,
+                            stderr=child_log,
+                            cwd=ROOT,
+                            env=env,
+                        )
+                    )
+            for child in children:  # each prints READY once its imports are done
+                assert child.stdout is not None
+                for raw in child.stdout:
+                    if raw.strip() == b"READY":
+                        break
+                else:
+                    raise RuntimeError(f"a shared-pool triggerer exited with {child.wait()} before it started")
+            # the dashboard has spent since the simulator started: start from a clean count, all together
+            sim.control("POST", "/rate-limit/reset")
+            start_at = time.time() + 0.5
+            for child in children:
+                assert child.stdin is not None
+                child.stdin.write(f"GO {start_at}\n".encode())
+                child.stdin.flush()
+            for child in children:
+                if child.wait(timeout=seconds + 120) != 0:
+                    raise RuntimeError(f"a shared-pool triggerer of {tag} exited with {child.returncode}")
+        finally:
+            for child in children:  # stopped by pid, whatever happened
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+        status = sim.control("GET", "/rate-limit")
+    per_process = [json.loads(path.read_text()) for path in results_paths]
+    ok = [r["ok"] for r in per_process]
+    return {
+        "processes": processes,
+        "headers": headers,
+        "seconds": seconds,
+        "interval": interval,
+        "tunnels_per_process": tunnels_per_process,
+        "pool": [requests, period],
+        "dashboard_rate": POOL_DASHBOARD_RATE,
+        "served_429": status["limited"],
+        "lockouts": status["lockouts"],
+        "dashboard_spent": status["spent"],
+        "dashboard_refused": status["spent_refused"],
+        "ok_per_process": ok,
+        "limited_seen_per_process": [r["rate_limited"] for r in per_process],
+        "polls_per_interval": sum(ok) / (seconds / interval),
+        "quota_waited_s": [r["quota_waited_s"] for r in per_process],
+    }
+
+
+def run_pool_rows(seconds: float) -> list[dict[str, Any]]:
+    """The cross-process rows: 2 and 3 triggerer processes sharing one pool, with and without the headers."""
+    rows = []
+    for processes in (2, 3):
+        for headers in (True, False):
+            started = time.monotonic()
+            r = run_shared_pool(processes, headers, seconds)
+            log(
+                f"fleet pool: {processes} processes, headers {'on' if headers else 'stripped'}: "
+                f"{r['served_429']} 429s, {r['lockouts']} lockouts, ok polls per process {r['ok_per_process']}, "
+                f"{r['polls_per_interval']:.2f} polls per interval, dashboard refused {r['dashboard_refused']} of "
+                f"{r['dashboard_spent']} ({time.monotonic() - started:.0f} s)"
+            )
+            rows.append(r)
+    return rows
+
+
 def run(
     sizes: list[int],
     per_sensor_cap: int,
@@ -405,6 +583,7 @@ def run(
     memory_sizes: list[int],
     budget_n: int | None,
     budget_window: float,
+    pool_seconds: float = 25.0,
 ) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     for k, n in enumerate(sizes):
@@ -461,6 +640,7 @@ def run(
         "budget_runs": budget_runs,
         "budget_n": budget_n,
         "budget_window_s": budget_window,
+        "pool_runs": run_pool_rows(pool_seconds) if pool_seconds > 0 else [],
     }
 
 
@@ -474,14 +654,33 @@ def main() -> None:
     parser.add_argument("--memory-sizes", default="100,1000")
     parser.add_argument("--budget-n", type=int, default=0, help="N of the runs under Cloudflare's limit (0: skip)")
     parser.add_argument("--budget-window", type=float, default=20.0)
+    parser.add_argument("--pool-child", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--pool-seconds", type=float, default=25.0, help="length of each shared-pool run (0: skip them)"
+    )
+    parser.add_argument("--pool-only", action="store_true", help="run only the shared-pool rows")
     args = parser.parse_args()
     if args.child:
         child_main(args.child)
         return
+    if args.pool_child:
+        pool_child_main(args.pool_child)
+        return
+    if args.pool_only:
+        pool = {"pool_runs": run_pool_rows(args.pool_seconds), "pool_seconds": args.pool_seconds}
+        (WORK_DIR / "fleet-pool.json").write_text(json.dumps(pool, indent=1))
+        return
     sizes = [int(s) for s in args.sizes.split(",") if s]
     memory_sizes = [int(s) for s in args.memory_sizes.split(",") if s]
     results = run(
-        sizes, args.per_sensor_cap, args.interval, args.window, memory_sizes, args.budget_n, args.budget_window
+        sizes,
+        args.per_sensor_cap,
+        args.interval,
+        args.window,
+        memory_sizes,
+        args.budget_n,
+        args.budget_window,
+        args.pool_seconds,
     )
     (WORK_DIR / "fleet.json").write_text(json.dumps(results, indent=1))
 

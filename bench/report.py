@@ -618,6 +618,8 @@ def section_fleet(fleet: dict[str, Any], plots: dict[str, str]) -> list[str]:
             )
         lines += [""]
 
+    lines += section_shared_pool(fleet.get("pool_runs") or [])
+
     # CPU, memory, latency
     shared = fleet_runs(fleet, "shared")
     per_runs = fleet_runs(fleet, "per_sensor")
@@ -829,6 +831,46 @@ def section_health(health: dict[str, Any], plot: str) -> list[str]:
             "requests in all). For a strict check of a few tunnels, select them by prefix (last rows)."
         )
     return [*lines, "", f"![health check requests]({plot})", ""]
+
+
+def section_shared_pool(pool_runs: list[dict[str, Any]]) -> list[str]:
+    """Several triggerer processes and a dashboard sharing one Cloudflare pool, with and without its headers."""
+    if not pool_runs:
+        return []
+    first = pool_runs[0]
+    requests, period = first["pool"]
+    lines = [
+        "### Several triggerers sharing one pool",
+        "",
+        "Cloudflare's limit is per user: every triggerer, worker, token and dashboard session of the user draws from "
+        "one pool, and crossing it locks all of them out. Here 2, then 3 triggerer processes (each with deferred "
+        f"sensors on {first['tunnels_per_process']} tunnels of its own, polled every {first['interval']:g} s, the "
+        "connection at its default budget of 1,200 per 300 s) and an emulated dashboard spending "
+        f"{first['dashboard_rate']:g} requests/s share the simulator's pool of {requests} requests per "
+        f"{period:g} s, for {first['seconds']:g} s, with the `Ratelimit` headers on, then stripped (as by a proxy).",
+        "",
+        f"Reproduce: `.venv/bin/python bench/fleet.py --pool-only --pool-seconds {first['seconds']:g}`",
+        "",
+        "| triggerer processes | `Ratelimit` headers | 429s served | lockouts | dashboard requests refused | "
+        "successful polls per process | successful polls per poll interval, all processes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(pool_runs, key=lambda r: (r["processes"], not r["headers"])):
+        lines.append(
+            f"| {r['processes']} | {'on' if r['headers'] else 'stripped'} | {r['served_429']:,} | {r['lockouts']} | "
+            f"{r['dashboard_refused']} of {r['dashboard_spent']} | {', '.join(str(n) for n in r['ok_per_process'])} | "
+            f"{r['polls_per_interval']:.2f} |"
+        )
+    lines += [
+        "",
+        "With the headers every process paces on the server's remaining count (keeping 10 % of the quota for the "
+        "pool's other users and spreading the rest over the time to the reset), so together they slow down as "
+        "the pool drains and never lock the user out. Without them each process only has its own budget, which "
+        "assumes it owns the pool: they cross the limit, and each lockout hits the dashboard as well (between "
+        "lockouts they get more polls through, at the price of locking every user of the pool out).",
+        "",
+    ]
+    return lines
 
 
 def section_missed(results: dict[str, Any], missed: list[str]) -> list[str]:
