@@ -1,24 +1,33 @@
-"""``make demo``: the provider's main job, end to end, against the built-in Cloudflare simulator.
+"""``make demo``: the provider's main jobs, end to end, against the built-in Cloudflare simulator.
 
 1. starts the simulator (``python -m airflow_provider_cftunnel.testing``) with a tunnel whose connector comes
-   up about 10 seconds after the deploy gate starts waiting;
+   up about 10 seconds after the deploy gate starts waiting, and a fleet ``prod-web-1..4`` with one tunnel down;
 2. runs ``example_cftunnel_deploy_gate`` with ``airflow dags test`` (its own AIRFLOW_HOME under
    ``.airflow/demo``, SQLite, the connection from the environment): the deferrable sensor waits, then the
    gate opens and the deploy runs;
-3. runs ``example_cftunnel_health_check`` and prints its result.
+3. runs ``example_cftunnel_health_check`` on the fleet (``CFTUNNEL_NAME_PREFIX=prod-web-``): the check catches
+   the tunnel that is down and the ``alert`` task names it;
+4. starts Airflow's components for real (api-server, scheduler, dag-processor, triggerer, on loopback, in
+   ``.airflow/demo/watcher``), unpauses ``example_cftunnel_on_health_change`` (its asset watcher polls the fleet
+   every 2 s in the triggerer), flips a healthy tunnel down and back through the simulator's control route, and
+   shows the two runs the changes caused and the lines they printed.
 
 Every process it starts is stopped at the end, also on Ctrl-C or failure. Full logs: ``.airflow/demo/logs``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +35,13 @@ ROOT = Path(__file__).resolve().parents[1]
 HOME = ROOT / ".airflow" / "demo"
 LOGS = HOME / "logs"
 GATE_WAIT = 10.0  # seconds the gate should visibly wait
+FLEET_PREFIX = "prod-web-"
+FLEET_SIZE = 4
+WATCH_DAG = "example_cftunnel_on_health_change"
+WATCH_TASK = "react_to_health_change"
+WATCH_POLL = 2  # seconds between the watcher's polls
 # lines of `airflow dags test` output worth showing (the rest goes to the log file)
-SHOW = (
+SHOW_GATE = (
     "not ready",
     "is ready with",
     "Pausing task as DEFERRED",
@@ -35,21 +49,32 @@ SHOW = (
     "Trigger completed",
     "Gate open",
     "Deploying",
-    "connections live",
-    "Tunnel health",
-    "below the threshold",
-    "DagRun Finished",
     "ERROR",
     "Error",
 )
+SHOW_HEALTH = ("Cloudflare Tunnel health:", "ALERT:", "  - ")
+#: lines never shown (a task's return value repeats what it printed)
+HIDE = ("Returned value was",)
+# lines of the triggerer's log worth showing
+SHOW_TRIGGERER = ("Watching the tunnels", "Baseline:", " went ")
 
 sys.path.insert(0, str(ROOT))
 from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI  # noqa: E402
-from airflow_provider_cftunnel.testing.scenario import default_scenario  # noqa: E402
+from airflow_provider_cftunnel.testing.scenario import default_scenario, fleet_tunnel_id  # noqa: E402
 
 
 def say(text: str) -> None:
     print(f"\n==> {text}", flush=True)
+
+
+@contextlib.contextmanager
+def no_interrupts() -> Iterator[None]:
+    """Ignore Ctrl-C while cleaning up, so a second one cannot leave processes behind."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def stop_group(process: subprocess.Popen[Any] | None, name: str) -> None:
@@ -67,8 +92,8 @@ def stop_group(process: subprocess.Popen[Any] | None, name: str) -> None:
     print(f"    stopped {name} (pid {process.pid})", flush=True)
 
 
-def run_dag(cli: AirflowCLI, dag_id: str, log_name: str) -> tuple[int, str]:
-    """Run ``airflow dags test DAG_ID`` in its own process group, echoing the interesting lines."""
+def run_dag(cli: AirflowCLI, dag_id: str, log_name: str, show: tuple[str, ...]) -> tuple[int, str]:
+    """Run ``airflow dags test DAG_ID`` in its own process group, echoing the lines that hold a ``show`` marker."""
     log_path = LOGS / log_name
     process = subprocess.Popen(
         [cli.airflow, "dags", "test", dag_id],
@@ -80,14 +105,18 @@ def run_dag(cli: AirflowCLI, dag_id: str, log_name: str) -> tuple[int, str]:
         start_new_session=True,
     )
     lines: list[str] = []
+    shown: set[str] = set()
     try:
         assert process.stdout is not None
         with log_path.open("w") as log:
             for line in process.stdout:
                 log.write(line)
                 lines.append(line)
-                if any(marker in line for marker in SHOW):
-                    print("    " + _short(line), flush=True)
+                if any(marker in line for marker in show) and not any(marker in line for marker in HIDE):
+                    text = _short(line)
+                    if text not in shown:  # a multi-line log record repeats its lines
+                        shown.add(text)
+                        print("    " + text, flush=True)
         return process.wait(), "".join(lines)
     finally:
         stop_group(process, f"airflow dags test {dag_id}")
@@ -95,17 +124,170 @@ def run_dag(cli: AirflowCLI, dag_id: str, log_name: str) -> tuple[int, str]:
 
 def _short(line: str) -> str:
     """Drop structlog's timestamp and logger suffix to keep the demo readable."""
-    text = line.strip()
+    text = line.rstrip()
     if text[:4].isdigit() and "] " in text:
         text = text.split("] ", 1)[1]
     text = re.split(r"\s{2,}\[|\s\[airflow", text, maxsplit=1)[0]  # structlog's logger and key-value tail
-    return text[:220]
+    return text.rstrip()[:220]
+
+
+def control(sim: dict[str, Any], method: str, route: str, body: dict[str, Any] | None = None) -> Any:
+    """Call one of the simulator's control routes (``/__simulator__/...``) and return its JSON answer."""
+    request = urllib.request.Request(
+        sim["control_url"] + route,
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
+    with opener.open(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+class LogFollower:
+    """Print the new lines of a log file that hold one of ``markers`` (the triggerer's, here)."""
+
+    def __init__(self, path: Path, markers: tuple[str, ...]) -> None:
+        self.path, self.markers, self.offset = path, markers, 0
+        self.seen: list[str] = []
+
+    def poll(self) -> None:
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read()
+        end = data.rfind(b"\n") + 1  # whole lines only
+        self.offset += end
+        for line in data[:end].decode(errors="replace").splitlines():
+            if any(marker in line for marker in self.markers):
+                text = _short(line)
+                self.seen.append(text)
+                print(f"    [triggerer] {text}", flush=True)
+
+
+def wait_for(what: str, timeout: float, done: Callable[[], Any], tick: Callable[[], None]) -> Any:
+    """Call ``tick`` and ``done`` every 0.5 s until ``done`` returns something true; raise on the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        tick()
+        if result := done():
+            return result
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.5)
+
+
+def printed_lines(home: Path, run_id: str) -> list[str]:
+    """What the reacting task printed in one run (its log holds one JSON object per line)."""
+    lines = []
+    for path in sorted((home / "logs").glob(f"dag_id={WATCH_DAG}/run_id={run_id}/task_id={WATCH_TASK}/*.log")):
+        for raw in path.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("logger") == "task.stdout":
+                lines.append(str(entry.get("event")))
+    return lines
+
+
+def watch_health_changes(sim: dict[str, Any], connection: dict[str, Any]) -> bool:
+    """Part 4: the asset watcher in a real triggerer, a tunnel going down and back; True if both runs happened."""
+    from tests.integration.local_airflow import LocalAirflow, LocalAirflowError
+    from tests.integration.processes import Api
+
+    home = HOME / "watcher"
+    shutil.rmtree(home, ignore_errors=True)  # a fresh database: no runs or stored health from an earlier demo
+    dags = home / "dags"
+    dags.mkdir(parents=True)
+    shutil.copy(ROOT / "example_dags" / f"{WATCH_DAG}.py", dags)
+    airflow = LocalAirflow(
+        home / "airflow",
+        dags,
+        {
+            "AIRFLOW_CONN_CLOUDFLARE_DEFAULT": json.dumps(connection),
+            "CFTUNNEL_NAME_PREFIX": FLEET_PREFIX,
+            "CFTUNNEL_HEALTH_POLL_INTERVAL": str(WATCH_POLL),
+            # re-parse soon after the unpause: the watcher is registered when the unpaused DAG is parsed
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+        },
+        log_dir=LOGS / "components",
+    )
+    shutil.rmtree(airflow.log_dir, ignore_errors=True)
+    api = Api(airflow.api_url)
+    triggerer = LogFollower(airflow.log_dir / "triggerer.log", SHOW_TRIGGERER)
+
+    def tick() -> None:
+        airflow.check()
+        triggerer.poll()
+
+    def runs() -> list[dict[str, Any]]:
+        try:
+            return api.get(f"/api/v2/dags/{WATCH_DAG}/dagRuns", order_by="id", limit=20)["dag_runs"]
+        except api.errors:
+            return []
+
+    def finished(count: int) -> list[dict[str, Any]] | None:
+        done = [run for run in runs() if run["state"] in ("success", "failed")]
+        return done if len(done) >= count else None
+
+    def show(run: dict[str, Any]) -> None:
+        print(f"    run {run['dag_run_id']}: {run['state']}", flush=True)
+        for line in printed_lines(airflow.home, run["dag_run_id"]):
+            print(f"      printed: {line}", flush=True)
+
+    try:
+        started = time.monotonic()
+        airflow.migrate()
+        airflow.start()
+        print(f"    api-server on {airflow.api_url}; logs in {airflow.log_dir.relative_to(ROOT)}/", flush=True)
+        airflow.wait_until_up(api, (WATCH_DAG,), timeout=240)
+        print(f"    all four components healthy after {time.monotonic() - started:.0f} s", flush=True)
+        airflow.set_paused(api, WATCH_DAG, False)
+        print(f"    unpaused {WATCH_DAG}: its asset watcher starts in the triggerer", flush=True)
+        wait_for("the watcher's baseline", 120, lambda: any("Baseline:" in s for s in triggerer.seen), tick)
+
+        statuses = control(sim, "GET", "/tunnel-statuses")
+        fleet = [fleet_tunnel_id(sim["account_id"], FLEET_PREFIX, i) for i in range(FLEET_SIZE)]
+        victim = next(tunnel for tunnel in fleet if statuses.get(tunnel) == "healthy")
+        name = f"{FLEET_PREFIX}{fleet.index(victim) + 1}"
+        say(f"Simulator: {name} goes down (POST /__simulator__/tunnel-status)")
+        control(sim, "POST", "/tunnel-status", {"tunnel_id": victim, "status": "down"})
+        first = wait_for("the first run", 120, lambda: finished(1), tick)
+        show(first[0])
+
+        say(f"Simulator: {name} recovers")
+        control(sim, "POST", "/tunnel-status", {"tunnel_id": victim, "status": "healthy"})
+        both = wait_for("the second run", 120, lambda: finished(2), tick)
+        show(both[1])
+        quiet_until = time.monotonic() + 3 * WATCH_POLL + 2
+        wait_for("quiet polls", 30, lambda: time.monotonic() > quiet_until, tick)
+        total = runs()
+        print(f"    {len(total)} run(s) of {WATCH_DAG} in all, for 2 changes", flush=True)
+        return len(total) == 2 and all(run["state"] == "success" for run in total)
+    except (LocalAirflowError, RuntimeError) as error:
+        print(
+            f"    FAILED: {str(error)[:2000]}\n    (component logs in {airflow.log_dir.relative_to(ROOT)}/)", flush=True
+        )
+        return False
+    finally:
+        api.close()
+        say("Stopping the Airflow components")
+        with no_interrupts():
+            survivors = airflow.stop(grace=10.0, term_grace=5.0)
+        for group in airflow.started:
+            print(f"    stopped {group.name} (pid {group.pid}, {group.stop_stage})", flush=True)
+        if survivors:
+            print(f"    still running: {survivors}", flush=True)
 
 
 def main() -> int:
     LOGS.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     simulator: subprocess.Popen[Any] | None = None
+    started = time.monotonic()
     try:
         cli = AirflowCLI(HOME, ROOT / "example_dags")
         say(f"Preparing Airflow in {HOME.relative_to(ROOT)} (SQLite)")
@@ -113,11 +295,15 @@ def main() -> int:
 
         # Airflow takes several seconds to start a task: the connector comes up GATE_WAIT seconds after that.
         scenario = default_scenario(up_after=GATE_WAIT + 8.0, connections=4)
+        scenario["fleets"] = [{"prefix": FLEET_PREFIX, "count": FLEET_SIZE, "statuses": {"down": 1}}]
         scenario_path = HOME / "scenario.json"
         scenario_path.write_text(json.dumps(scenario, indent=2))
         ready_file = HOME / "simulator.json"
         ready_file.unlink(missing_ok=True)
-        say("Starting the Cloudflare simulator (a tunnel whose connector comes up in about 20 s)")
+        say(
+            "Starting the Cloudflare simulator: a tunnel whose connector comes up in about 20 s, and a fleet "
+            f"{FLEET_PREFIX}1..{FLEET_SIZE} with one tunnel down"
+        )
         simulator = subprocess.Popen(
             [
                 sys.executable,
@@ -147,33 +333,43 @@ def main() -> int:
             "password": sim["api_token"],
             "extra": {"account_id": sim["account_id"]},
         }
+        cli.extra_env["AIRFLOW_CONN_CLOUDFLARE_DEFAULT"] = json.dumps(connection)
+
+        say("airflow dags test example_cftunnel_deploy_gate  (the sensor defers until the tunnel is up)")
         cli.extra_env.update(
             {
-                "AIRFLOW_CONN_CLOUDFLARE_DEFAULT": json.dumps(connection),
                 "CFTUNNEL_TUNNEL_ID": sim["tunnel_id"],
                 "CFTUNNEL_CONNECTOR_ID": sim["connector_id"],
                 "CFTUNNEL_POKE_INTERVAL": "3",
             }
         )
-
-        say("airflow dags test example_cftunnel_deploy_gate  (the sensor defers until the tunnel is up)")
-        gate_code, gate_output = run_dag(cli, "example_cftunnel_deploy_gate", "deploy_gate.log")
+        gate_code, gate_output = run_dag(cli, "example_cftunnel_deploy_gate", "deploy_gate.log", SHOW_GATE)
         gate_ok = gate_code == 0 and "state=success" in gate_output
         print(f"    deploy gate: {'OPENED, deploy done' if gate_ok else 'FAILED'}", flush=True)
 
-        say("airflow dags test example_cftunnel_health_check")
-        health_code, health_output = run_dag(cli, "example_cftunnel_health_check", "health_check.log")
-        health_ok = health_code == 0 and "state=success" in health_output
-        summary = next((line for line in health_output.splitlines() if "Tunnel health:" in line), "")
-        print(f"    health check: {'HEALTHY' if health_ok else 'FAILED'} {summary.split('Tunnel health:')[-1].strip()}")
+        say(f"airflow dags test example_cftunnel_health_check  (CFTUNNEL_NAME_PREFIX={FLEET_PREFIX})")
+        for name in ("CFTUNNEL_TUNNEL_ID", "CFTUNNEL_CONNECTOR_ID", "CFTUNNEL_POKE_INTERVAL"):
+            cli.extra_env.pop(name)
+        cli.extra_env["CFTUNNEL_NAME_PREFIX"] = FLEET_PREFIX
+        _, health_output = run_dag(cli, "example_cftunnel_health_check", "health_check.log", SHOW_HEALTH)
+        alert = re.search(r"ALERT: (\d+) of (\d+) Cloudflare Tunnel", health_output)
+        health_ok = alert is not None and alert.groups() == ("1", str(FLEET_SIZE))
+        verdict = "CAUGHT the tunnel that is down; the alert task named it (the run ends failed)"
+        verdict = verdict if health_ok else "FAILED"
+        print(f"    health check: {verdict}", flush=True)
 
-        say(f"Done. Full logs in {LOGS.relative_to(ROOT)}/")
-        return 0 if gate_ok and health_ok else 1
+        say(f"Real components, {WATCH_DAG}: an asset watcher in the triggerer")
+        watch_ok = watch_health_changes(sim, connection)
+        print(f"    health watcher: {'2 changes, 2 runs' if watch_ok else 'FAILED'}", flush=True)
+
+        say(f"Done in {time.monotonic() - started:.0f} s. Full logs in {LOGS.relative_to(ROOT)}/")
+        return 0 if gate_ok and health_ok and watch_ok else 1
     except KeyboardInterrupt:
         print("\ninterrupted", flush=True)
         return 130
     finally:
-        stop_group(simulator, "the Cloudflare simulator")
+        with no_interrupts():
+            stop_group(simulator, "the Cloudflare simulator")
 
 
 if __name__ == "__main__":
