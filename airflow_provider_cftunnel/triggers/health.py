@@ -14,6 +14,8 @@ a trigger firing on a condition that stays true runs DAGs forever.
 * The first observation is the baseline and fires nothing. On Airflow 3.3+ the last seen health of each tunnel
   is kept in the asset's state store (``asset_state_store``, injected by the triggerer), so a triggerer restart
   or a move to another triggerer neither re-fires a known state nor loses a change that happened meanwhile.
+  Its keys are scoped to the selection and the rule: watchers sharing an asset keep apart, and a watcher whose
+  selection or rule changed takes a new baseline.
   Before 3.3 (or outside the triggerer) it is kept in memory, and a restarted trigger takes a new baseline.
 * Transient errors (429, 5xx, no answer) are not health changes: it keeps polling, backing off. Bad
   credentials, a wrong account or a malformed argument end it with a clear error in the triggerer log.
@@ -22,6 +24,8 @@ a trigger firing on a condition that stays true runs DAGs forever.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import random
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -45,8 +49,10 @@ __all__ = ["CloudflareTunnelHealthTrigger", "health_changes"]
 
 #: Longest wait between two polls after repeated transient errors, in seconds.
 MAX_BACKOFF = 300.0
-#: The state store keeps one value per first hex digit of the tunnel id, so no value grows past its size limit.
-_STATE_KEY = "cftunnel-health-{}"
+#: The state store keeps one value per first hex digit of the tunnel id, so no value grows past its size limit,
+#: under a prefix of the watcher's own selection and rule: several watchers may share an asset (and so its store),
+#: and a watcher whose selection changed must not take another selection's tunnels for its own.
+_STATE_KEY = "cftunnel-health-{selection}-{shard}"
 _SHARDS = "0123456789abcdef"
 
 #: What is remembered of a tunnel between polls: ``[status, healthy, name]``.
@@ -299,7 +305,7 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
         state: dict[str, Remembered] = {}
         try:
             for shard in _SHARDS:
-                value = await store.aget(_STATE_KEY.format(shard))
+                value = await store.aget(self._state_key(shard))
                 if isinstance(value, dict):
                     state.update({k: v for k, v in value.items() if isinstance(v, list) and len(v) == 3})
         except Exception as error:  # a store we cannot read: fall back to a new baseline, and say so
@@ -317,13 +323,21 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
         try:
             for shard in sorted(changed):
                 value: dict[str, Any] = {tid: state for tid, state in current.items() if tid[:1] == shard}
-                key = _STATE_KEY.format(shard)
+                key = self._state_key(shard)
                 if value:
                     await store.aset(key, value)
                 else:
                     await store.adelete(key)
         except Exception as error:
             self.log.warning("Could not write the asset state store (%s); a restart will take a new baseline", error)
+
+    def _state_key(self, shard: str) -> str:
+        """The store key of one shard: scoped to what decides the events (selection and rule), not the timing."""
+        _, kwargs = self.serialize()
+        scope = {k: kwargs[k] for k in ("tunnel_ids", "name_prefix", "account_id", "cloudflare_conn_id")}
+        scope["rule"] = [kwargs["allowed_statuses"], kwargs["min_live_connections"], kwargs["min_colos"]]
+        digest = hashlib.sha256(json.dumps(scope, sort_keys=True).encode()).hexdigest()[:16]
+        return _STATE_KEY.format(selection=digest, shard=shard)
 
 
 def _state(status: str | None, healthy: bool | None) -> str:
