@@ -16,6 +16,8 @@ PIP_QUIET := 2>&1 | { grep -vE '^WARNING: Location .* is ignored' || true; }
 EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 
 BENCH_STAMP := $(VENV)/.installed-bench
+# the `cluster` extra (Celery provider, PostgreSQL drivers) for tests/cluster and `make cluster`
+CLUSTER_STAMP := $(VENV)/.installed-cluster
 # Stoplight Prism (npm) serves Cloudflare's schema for tests/contract/test_hook_against_prism.py
 PRISM_STAMP := .ci/node_modules/.package-lock.json
 
@@ -25,6 +27,7 @@ help:
 	@echo "make demo   run the deploy gate and health check DAGs against the local Cloudflare simulator"
 	@echo "make test   lint (ruff, mypy) and run every test"
 	@echo "make bench  benchmarks; regenerates docs/benchmarks.md"
+	@echo "make cluster  the provider on PostgreSQL + Celery + 2 triggerers (one killed), step by step"
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is needed (python3.11, 3.12 or 3.13 on PATH)"; exit 1; }
@@ -67,6 +70,17 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py
+
+.PHONY: install-cluster cluster
+$(CLUSTER_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,cluster]' "apache-airflow==$(AIRFLOW_VERSION)" $(AIRFLOW_PINS) $(PIP_QUIET)
+	@touch $(CLUSTER_STAMP)
+
+install-cluster: $(CLUSTER_STAMP)
+
+# needs PostgreSQL's server and redis-server (apt-get install -y postgresql redis-server); CLUSTER_ARGS=--queues...
+cluster: $(CLUSTER_STAMP)
+	$(BIN)/python scripts/cluster.py $(CLUSTER_ARGS)
 
 clean:
 	rm -rf $(VENV) .airflow .mypy_cache .ruff_cache .pytest_cache
