@@ -73,7 +73,8 @@ bench: $(BENCH_STAMP)
 
 .PHONY: install-cluster cluster
 $(CLUSTER_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[test,cluster]' "apache-airflow==$(AIRFLOW_VERSION)" $(AIRFLOW_PINS) $(PIP_QUIET)
+	@echo "Installing the cluster extra (Celery provider, psycopg2, asyncpg) into $(VENV)"
+	@$(EDITABLE) $(BIN)/python -m pip install -q -e '.[test,cluster]' "apache-airflow==$(AIRFLOW_VERSION)" $(AIRFLOW_PINS) $(PIP_QUIET)
 	@touch $(CLUSTER_STAMP)
 
 install-cluster: $(CLUSTER_STAMP)
