@@ -183,6 +183,23 @@ def _database(stack: LocalAirflow) -> dict[str, Any]:
     return {"events": events, "runs": runs, "store": store}
 
 
+def _seconds_between(log: str, first: str, then: str) -> float | None:
+    """Seconds between the first log line holding ``first`` and the next one holding ``then`` (ISO timestamps)."""
+    from datetime import datetime
+
+    start = None
+    for line in log.splitlines():
+        try:
+            stamp = datetime.fromisoformat(line[:27])
+        except ValueError:  # not a log record's first line
+            continue
+        if start is None and first in line:
+            start = stamp
+        elif start is not None and then in line:
+            return round((stamp - start).total_seconds(), 2)
+    return None
+
+
 def _task_log(stack: LocalAirflow, run_id: str) -> str:
     logs = (stack.home / "logs").glob(f"dag_id={DAG_ID}/run_id={run_id}/task_id={TASK_ID}/*.log")
     return "\n".join(path.read_text(errors="replace") for path in logs)
@@ -247,6 +264,9 @@ def test_one_run_per_health_change_across_a_triggerer_restart(
     assert not survivors, f"processes left after stopping the Airflow components: {survivors}"
     figures["stop_stages"] = [group.stop_stage for group in stack.started]
     figures["polls"] = len(_list_requests(sim))
+    if RESTART:  # the watcher's start on the new triggerer: connection, stored state read, then "Watching"
+        log = (stack.log_dir / "triggerer-2.log").read_text(errors="replace")
+        figures["resume_start_s"] = _seconds_between(log, " starting ", "Watching the tunnels")
     figures["wall_s"] = round(time.monotonic() - started, 1)
     with capsys.disabled():
         print(f"\n[cftunnel health watcher] {json.dumps(figures)}", flush=True)
