@@ -322,6 +322,22 @@ class TestSharing:
         assert budget.quota_waited > 0.25
         assert ticks >= 20, "the loop kept running while the budget waited"
 
+    async def test_pollers_waiting_for_the_pool_take_turns(self) -> None:
+        quota = ServerQuota()
+        settle(quota, ietf('"default";r=43;t=2', '"default";q=30;w=10'))  # 40 above the reserve over 2 s
+        budget = RequestBudget(1000, 1.0, burst=10, quota=quota)
+        grants: list[int] = []
+
+        async def poller(number: int) -> None:
+            for _ in range(4):
+                await budget.acquire()
+                grants.append(number)
+                quota.take_handed_over().settle(None)
+
+        await asyncio.gather(*(poller(n) for n in range(5)))
+        # first come, first served: every round of five grants serves each poller once
+        assert [sorted(grants[i : i + 5]) for i in range(0, 20, 5)] == [[0, 1, 2, 3, 4]] * 4
+
     async def test_headers_never_make_the_budget_send_faster(self) -> None:
         quota = ServerQuota()
         settle(quota, ietf('"default";r=100000;t=1', '"default";q=100000;w=1'))  # plenty left

@@ -100,6 +100,7 @@ class RequestBudget:
         self._tolerance = self.spacing * (self.burst - 1)
         self._next = 0.0
         self._sent: deque[float] = deque()
+        self._turn: asyncio.Lock | None = None
         self.granted = 0
         self.waited = 0.0
         #: Seconds of :attr:`waited` spent waiting for the shared pool (the rate-limit headers).
@@ -127,26 +128,29 @@ class RequestBudget:
         if delay > 0:
             self.waited += delay
             await asyncio.sleep(delay)
-        while True:
-            now = time.monotonic()
-            while self._sent and self._sent[0] <= now - self.period:
-                self._sent.popleft()
-            if len(self._sent) >= self.requests:
-                wait = self._sent[0] + self.period - now
-                self.waited += wait
-                await asyncio.sleep(wait)
-                continue
-            if self.quota is not None:
-                wait, claim = self.quota.try_claim()
-                if claim is None:
-                    wait = min(wait, RECHECK)  # a newer answer may bring better news
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+        async with self._turn:  # first come, first served: no poller starves while the others win every race
+            while True:
+                now = time.monotonic()
+                while self._sent and self._sent[0] <= now - self.period:
+                    self._sent.popleft()
+                if len(self._sent) >= self.requests:
+                    wait = self._sent[0] + self.period - now
                     self.waited += wait
-                    self.quota_waited += wait
                     await asyncio.sleep(wait)
                     continue
-                self.quota.hand_over(claim)
-            self._sent.append(now)  # no await since the checks: both hold for this very request
-            return
+                if self.quota is not None:
+                    wait, claim = self.quota.try_claim()
+                    if claim is None:
+                        wait = min(wait, RECHECK)  # a newer answer may bring better news
+                        self.waited += wait
+                        self.quota_waited += wait
+                        await asyncio.sleep(wait)
+                        continue
+                    self.quota.hand_over(claim)
+                self._sent.append(now)  # no await since the checks: both hold for this very request
+                return
 
 
 @dataclass
