@@ -24,7 +24,7 @@ PRISM_STAMP := .ci/node_modules/.package-lock.json
 .PHONY: help install prism lint test pytest demo bench clean
 
 help:
-	@echo "make demo   run the deploy gate and health check DAGs against the local Cloudflare simulator"
+	@echo "make demo   deploy gate, fleet health check and health-change watcher against the local Cloudflare simulator"
 	@echo "make test   lint (ruff, mypy) and run every test"
 	@echo "make bench  benchmarks; regenerates docs/benchmarks.md"
 	@echo "make cluster  the provider on PostgreSQL + Celery + 2 triggerers (one killed), step by step"
