@@ -119,7 +119,6 @@ _UNKNOWN_TOKEN = Principal(None, None)
 #: (stripped, as by some proxies).
 RATE_LIMIT_HEADER_STYLES = ("ietf", "legacy", "none")
 RATE_LIMIT_POLICY_NAME = "default"
-_MAX_DASHBOARD_STEPS = 100_000
 
 
 class RateDecision(NamedTuple):
@@ -324,8 +323,10 @@ class RateLimiter:
         if self._dashboard_next is None:
             self._dashboard_next = now + step
             return
-        if now - self._dashboard_next > self.period + step * _MAX_DASHBOARD_STEPS:
-            self._dashboard_next = now - self.period  # long idle: what came before left the window long ago
+        if now - self._dashboard_next > 2 * self.period:
+            # a long gap: what the dashboard spent before the last two windows no longer counts (nor can a
+            # lockout it caused then still hold, unless it alone keeps crossing the limit): skip it
+            self._dashboard_next += math.ceil((now - 2 * self.period - self._dashboard_next) / step) * step
         while self._dashboard_next <= now:
             self._spend_one(pool, self._dashboard_next)
             self._dashboard_next += step
