@@ -133,8 +133,8 @@ def hint(
         requests_allowed, period = rate_limit
         return (
             f" - rate limited{_after(retries)}; the connection is set to {requests_allowed:,} requests per "
-            f"{period:g} s (extra rate_limit_requests / rate_limit_period), a budget shared by everything that "
-            "uses its token."
+            f"{period:g} s (extra rate_limit_requests / rate_limit_period); Cloudflare's limit is per user, "
+            "shared by every token and key of the user and the dashboard."
         )
     return ""
 

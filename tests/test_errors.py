@@ -88,14 +88,16 @@ def test_format_errors_folds_shortens_and_counts():
             [971],
             {"rate_limit": (600, 60.0), "retries": 1},
             " - rate limited after 1 retry; the connection is set to 600 requests per 60 s (extra "
-            "rate_limit_requests / rate_limit_period), a budget shared by everything that uses its token.",
+            "rate_limit_requests / rate_limit_period); Cloudflare's limit is per user, shared by every token and key "
+            "of the user and the dashboard.",
         ),
         (
             CloudflareRateLimitError,
             [971],
             {"rate_limit": (12000, 0.5)},
             " - rate limited; the connection is set to 12,000 requests per 0.5 s (extra "
-            "rate_limit_requests / rate_limit_period), a budget shared by everything that uses its token.",
+            "rate_limit_requests / rate_limit_period); Cloudflare's limit is per user, shared by every token and key "
+            "of the user and the dashboard.",
         ),
         (CloudflareAPIError, [1001], {}, ""),
     ],

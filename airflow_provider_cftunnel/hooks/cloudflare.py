@@ -49,7 +49,7 @@ USER_AGENT = f"airflow-provider-cftunnel/{__version__}"
 MAX_RETRY_AFTER = 300.0
 #: Statuses worth asking again: rate limited, or a server/edge error (Cloudflare's own 52x included).
 RETRY_STATUSES = frozenset([429, *range(500, 600)])
-#: Cloudflare's rate limit per token, shared by everything that uses the token.
+#: Cloudflare's rate limit per user, shared by every token and key of the user and the dashboard.
 DEFAULT_RATE_LIMIT_REQUESTS = 1200
 DEFAULT_RATE_LIMIT_PERIOD = 300.0
 

@@ -1,7 +1,8 @@
 """The deferrable side of :class:`~airflow_provider_cftunnel.sensors.tunnel.CloudflareTunnelConnectorSensor`.
 
-One triggerer runs thousands of triggers in one event loop, and every sensor that watches a tunnel shares
-one Cloudflare token whose limit (1,200 requests per 5 minutes) locks the token for 5 minutes when crossed.
+One triggerer runs thousands of triggers in one event loop, and every sensor that watches a tunnel draws from
+one Cloudflare limit (1,200 requests per 5 minutes per user, whatever token or key) that locks every token and
+key of the user out for 5 minutes when crossed.
 So triggers do not poll on their own:
 
 * Every trigger in one event loop that watches the same connection, account and tunnel subscribes to one

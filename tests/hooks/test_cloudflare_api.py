@@ -160,7 +160,8 @@ class TestRetries:
         assert str(info.value).startswith("Cloudflare API error 971 (HTTP 429)")
         assert str(info.value).endswith(
             " - rate limited after 2 retries; the connection is set to 1,200 requests per 300 s (extra "
-            "rate_limit_requests / rate_limit_period), a budget shared by everything that uses its token."
+            "rate_limit_requests / rate_limit_period); Cloudflare's limit is per user, shared by every token and key "
+            "of the user and the dashboard."
         )
 
     def test_rate_limit_message_without_retries_quotes_the_configured_limit(self, ready_sim, set_connection):
@@ -173,7 +174,8 @@ class TestRetries:
         assert len(api_requests(ready_sim)) == 1
         assert str(info.value).endswith(
             " - rate limited; the connection is set to 600 requests per 60 s (extra rate_limit_requests / "
-            "rate_limit_period), a budget shared by everything that uses its token."
+            "rate_limit_period); Cloudflare's limit is per user, shared by every token and key of the user and the "
+            "dashboard."
         )
         assert "retr" not in str(info.value)
 
