@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow_provider_cftunnel.testing.faults import FAULT_KINDS, Fault
+    from airflow_provider_cftunnel.testing.request_log import Headers, RequestRecord
     from airflow_provider_cftunnel.testing.scenario import (
         DEFAULT_ACCOUNT_ID,
         DEFAULT_ACCOUNT_TOKEN,
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
         load_scenario,
         normalize_scenario,
     )
-    from airflow_provider_cftunnel.testing.server import CloudflareSimulator, Headers, RequestRecord
+    from airflow_provider_cftunnel.testing.server import CloudflareSimulator
 
 # Names resolve on first use (PEP 562), so the pytest plugin can import this package at every pytest start
 # without loading the HTTP server.
@@ -48,8 +49,8 @@ _WHERE = {
     "FAULT_KINDS": "faults",
     "Fault": "faults",
     "CloudflareSimulator": "server",
-    "Headers": "server",
-    "RequestRecord": "server",
+    "Headers": "request_log",
+    "RequestRecord": "request_log",
 }
 
 

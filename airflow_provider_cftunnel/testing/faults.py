@@ -41,17 +41,26 @@ Kinds and their parameters (all optional unless marked required):
     ``status`` (302; also 301, 303, 307, 308) with ``Location: location`` (required) and an empty body.
 
 ``headers`` (a dict) adds response headers to any kind that sends a response.
+
+:meth:`Fault.render` builds the answer of the kinds that send one of their own (:data:`RENDERED_KINDS`); the
+HTTP server (:mod:`airflow_provider_cftunnel.testing.http`) carries out the others, which act on the connection
+or on the normal answer.
 """
 
 from __future__ import annotations
 
+import email.utils
 import itertools
 import re
 import threading
+import time
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
-__all__ = ["FAULT_KINDS", "Fault", "FaultSet", "default_message"]
+from airflow_provider_cftunnel.testing.api import Response, dumps, error_body
+
+__all__ = ["FAULT_KINDS", "RENDERED_KINDS", "Fault", "FaultSet", "default_message"]
 
 FAULT_KINDS = (
     "rate_limit",
@@ -66,6 +75,20 @@ FAULT_KINDS = (
     "null_result",
     "error",
     "redirect",
+)
+#: The kinds whose answer :meth:`Fault.render` builds; the others (``slow``, ``drop``, ``reset``,
+#: ``truncated_json``, ``short_body``) act on the connection or on the normal answer.
+RENDERED_KINDS = frozenset(
+    {"rate_limit", "server_error", "non_json", "success_false", "null_result", "error", "redirect"}
+)
+
+_GATEWAY_PAGE = (
+    "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n<center><h1>{status} {reason}</h1>"
+    "</center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n"
+)
+_HTML_PAGE = (
+    "<!DOCTYPE html><html><head><title>Attention Required! | Cloudflare</title></head>"
+    "<body><h1>Sorry, you have been blocked</h1><p>Cloudflare Ray ID: simulated</p></body></html>"
 )
 
 _MESSAGES = {
@@ -265,6 +288,60 @@ class Fault:
     def effective_message(self) -> str:
         """The error message this fault reports."""
         return self.message if self.message is not None else default_message(self.effective_code)
+
+    def render(self, path: str) -> Response:
+        """Return the answer this fault sends instead of the normal one (a kind of :data:`RENDERED_KINDS`).
+
+        :param path: the request path (``error`` with code 7003 names it in its default message).
+        :raises ValueError: for a kind that sends no answer of its own.
+        """
+        kind = self.kind
+        status = self.effective_status
+        headers: list[tuple[str, str]] = []
+        if kind == "rate_limit":
+            headers.extend(self._retry_after())
+            resp = Response(429, error_body(self.effective_code, self.effective_message))
+        elif kind == "server_error" and self.body == "html":
+            page = _GATEWAY_PAGE.format(status=status, reason=_reason(status))
+            resp = Response(status, page.encode(), "text/html")
+        elif kind in ("server_error", "success_false"):
+            resp = Response(status, error_body(self.effective_code, self.effective_message))
+        elif kind == "non_json":
+            resp = Response(status, (self.body or _HTML_PAGE).encode(), "text/html; charset=UTF-8")
+        elif kind == "null_result":
+            resp = Response(status, dumps({"success": True, "errors": [], "messages": [], "result": None}))
+        elif kind == "error":
+            chain = self.error_chain
+            if chain is None and self.effective_code == 6003:
+                chain = [{"code": 6111, "message": "Invalid format for Authorization header"}]
+            message = self.message
+            if message is None and self.effective_code == 7003:
+                message = f"Could not route to {path}, perhaps your object identifier is invalid?"
+            resp = Response(status, error_body(self.effective_code, message or self.effective_message, chain))
+        elif kind == "redirect":
+            assert self.location is not None
+            resp = Response(status, b"", "text/plain", (("Location", self.location),))
+        else:
+            raise ValueError(f"a {kind} fault sends no answer of its own")
+        headers.extend((self.headers or {}).items())
+        return resp._replace(headers=resp.headers + tuple(headers)) if headers else resp
+
+    def _retry_after(self) -> list[tuple[str, str]]:
+        if self.retry_after is not None:
+            value = self.retry_after
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            return [("Retry-After", str(value))]
+        if self.retry_after_date is not None:
+            return [("Retry-After", email.utils.formatdate(time.time() + self.retry_after_date, usegmt=True))]
+        return []
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def _is_int(value: Any) -> bool:

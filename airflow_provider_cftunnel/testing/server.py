@@ -1,387 +1,39 @@
-"""The HTTP side of the local Cloudflare simulator, and :class:`CloudflareSimulator`, its public face.
+"""The local Cloudflare simulator's public face: :class:`CloudflareSimulator`.
 
-The server is a standard-library :class:`~http.server.ThreadingHTTPServer` speaking HTTP/1.1 with
-keep-alive: every answer carries ``Content-Length`` and is written with one ``send``, so clients reuse
-connections and a benchmark gets thousands of answers per second.
+The simulator is four parts, each in a module of its own; this facade builds them from a scenario and gives a
+test one object to drive them through:
+
+* :mod:`~airflow_provider_cftunnel.testing.state` (the world: accounts, tunnels, connectors, credentials) and
+  :mod:`~airflow_provider_cftunnel.testing.api` (the API's answers and the emulated rate limit);
+* :mod:`~airflow_provider_cftunnel.testing.faults` (injected faults and their answers);
+* :mod:`~airflow_provider_cftunnel.testing.http` (the HTTP server, which sees only a
+  :class:`~airflow_provider_cftunnel.testing.http.Backend`) and
+  :mod:`~airflow_provider_cftunnel.testing.request_log` (what it received);
+* :mod:`~airflow_provider_cftunnel.testing.control` (the same methods over HTTP, for another process).
 """
 
 from __future__ import annotations
 
-import contextlib
-import email.utils
-import json
 import os
-import re
-import selectors
-import socket
-import socketserver
-import struct
-import sys
-import threading
 import time
-import traceback
-from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from functools import partial
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl
 
-from airflow_provider_cftunnel.testing.api import (
-    API_PREFIX,
-    CloudflareApi,
-    RateLimiter,
-    Response,
-    dumps,
-    error_body,
-)
+from airflow_provider_cftunnel.testing.api import API_PREFIX, CloudflareApi, RateLimiter
+from airflow_provider_cftunnel.testing.connection import AirflowConnectionMixin
+from airflow_provider_cftunnel.testing.control import CONTROL_PREFIX, dispatch
 from airflow_provider_cftunnel.testing.faults import Fault, FaultSet
+from airflow_provider_cftunnel.testing.http import Backend, SimulatorHTTPServer
+from airflow_provider_cftunnel.testing.request_log import Headers, RequestLog, RequestRecord
 from airflow_provider_cftunnel.testing.scenario import load_scenario
 from airflow_provider_cftunnel.testing.state import SimulatorState, format_timestamp
 
 __all__ = ["CONTROL_PREFIX", "CloudflareSimulator", "Headers", "RequestRecord"]
 
-CONTROL_PREFIX = "/__simulator__"
-REDACTED = "[REDACTED]"
-_SECRET_HEADERS = frozenset({"Authorization", "X-Auth-Key", "X-Auth-User-Service-Key", "Cookie"})
-_GATEWAY_PAGE = (
-    "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n<center><h1>{status} {reason}</h1>"
-    "</center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n"
-)
-_HTML_PAGE = (
-    "<!DOCTYPE html><html><head><title>Attention Required! | Cloudflare</title></head>"
-    "<body><h1>Sorry, you have been blocked</h1><p>Cloudflare Ray ID: simulated</p></body></html>"
-)
 
-
-def canonical_header(name: str) -> str:
-    """Return a header name in canonical ``Title-Case`` (``x-auth-key`` -> ``X-Auth-Key``).
-
-    :param name: a header name in any case.
-    """
-    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
-
-
-class Headers(dict[str, str]):
-    """Request headers: a plain dict keyed by canonical names (``X-Auth-Email``) whose lookups ignore case."""
-
-    def __getitem__(self, key: str) -> str:
-        return super().__getitem__(canonical_header(key))
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and super().__contains__(canonical_header(key))
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """Return the header's value, ignoring the case of ``key``.
-
-        :param key: a header name.
-        :param default: returned when the header is absent.
-        """
-        return super().get(canonical_header(key), default)
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    """One request the simulator received on ``/client/v4`` (control requests are not recorded).
-
-    :ivar method: the HTTP method.
-    :ivar path: the path, without the query string.
-    :ivar query: the query parameters (the last value of a repeated one).
-    :ivar headers: the request headers (:class:`Headers`: lookups ignore case).
-    :ivar status: the HTTP status answered; ``0`` when the connection was dropped or reset.
-    :ivar time: ``time.time()`` when the request arrived.
-    :ivar fault: the kind of the fault that spoiled it, ``"emulated_rate_limit"``, or ``None``.
-    """
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: Headers
-    status: int
-    time: float
-    fault: str | None = None
-    query_string: str = field(default="", repr=False)
-
-    def to_dict(self, *, redact: bool = True) -> dict[str, Any]:
-        """Return the record as JSON-ready data.
-
-        :param redact: replace the values of credential headers (``Authorization`` keeps its scheme).
-        """
-        headers = dict(self.headers)
-        if redact:
-            for name in _SECRET_HEADERS.intersection(headers):
-                value = headers[name]
-                scheme, sep, _ = value.partition(" ")
-                headers[name] = f"{scheme} {REDACTED}" if name == "Authorization" and sep else REDACTED
-        return {
-            "method": self.method,
-            "path": self.path,
-            "query": dict(self.query),
-            "headers": headers,
-            "status": self.status,
-            "time": self.time,
-            "fault": self.fault,
-        }
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 4096  # a fleet of per-sensor clients connects all at once
-
-    def __init__(self, address: tuple[str, int], sim: CloudflareSimulator) -> None:
-        self.sim = sim
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        self._wake_reader, self._wake_writer = socket.socketpair()
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn); we only need the address.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name = str(self.server_address[0])
-        self.server_port = int(self.server_address[1])
-
-    def track(self, conn: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.add(conn)
-
-    def untrack(self, conn: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.discard(conn)
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-    def serve_until_woken(self) -> None:
-        """Accept connections until :meth:`wake` is called (no polling: stopping is immediate)."""
-        with selectors.DefaultSelector() as selector:
-            selector.register(self, selectors.EVENT_READ)
-            selector.register(self._wake_reader, selectors.EVENT_READ)
-            while True:
-                ready = selector.select()
-                if any(key.fileobj is self._wake_reader for key, _ in ready):
-                    return
-                self._handle_request_noblock()  # type: ignore[attr-defined]  # socketserver, not in typeshed
-
-    def wake(self) -> None:
-        """Make :meth:`serve_until_woken` return."""
-        with contextlib.suppress(OSError):
-            self._wake_writer.send(b"x")
-
-    def server_close(self) -> None:
-        super().server_close()
-        self._wake_reader.close()
-        self._wake_writer.close()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], OSError):  # the client went away: nothing to report
-            return
-        super().handle_error(request, client_address)
-
-
-_date_cache: tuple[int, str] = (0, "")
-
-
-def _http_date() -> str:
-    global _date_cache
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache = (now, email.utils.formatdate(now, usegmt=True))
-    return _date_cache[1]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "cloudflare-simulator"
-    sys_version = ""
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.untrack(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence the per-request log line (the simulator keeps its own request log)."""
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
-
-    # ---- plumbing -------------------------------------------------------------------------------------
-
-    def _write(self, resp: Response, *, declared_length: int | None = None, close: bool = False) -> None:
-        body = resp.body
-        reason = self.responses.get(resp.status, ("Unknown",))[0]
-        lines = [
-            f"HTTP/1.1 {resp.status} {reason}",
-            f"Date: {_http_date()}",
-            "Server: cloudflare",
-            f"Content-Type: {resp.content_type}",
-            f"Content-Length: {len(body) if declared_length is None else declared_length}",
-        ]
-        lines.extend(f"{name}: {value}" for name, value in resp.headers)
-        if close or self.close_connection:
-            self.close_connection = True
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.wfile.write(head if self.command == "HEAD" else head + body)
-
-    def _read_body(self) -> bytes | None:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            return None
-        length = self.headers.get("Content-Length")
-        if not length:
-            return b""
-        try:
-            size = int(length)
-        except ValueError:
-            return None
-        return self.rfile.read(size) if size > 0 else b""
-
-    def _reset(self) -> None:
-        conn = self.connection
-        with contextlib.suppress(OSError):
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        # Closing rfile drops the makefile reference, so conn.close() really closes (and sends the RST).
-        # wfile stays open: http.server flushes it after the handler returns.
-        self.rfile.close()
-        conn.close()
-        self.close_connection = True
-
-    # ---- dispatch -------------------------------------------------------------------------------------
-
-    def _dispatch(self) -> None:
-        arrived = time.time()
-        sim = self.server.sim
-        path, _, query_string = self.path.partition("?")
-        body = self._read_body()
-        if body is None:
-            self._write(Response(411, error_body(1001, "Length Required")), close=True)
-            return
-        if path.startswith(CONTROL_PREFIX + "/"):
-            self._write(sim._control(self.command, path, body))
-            return
-        headers = Headers()
-        for name, value in self.headers.items():
-            headers[canonical_header(name)] = value
-        query = dict(parse_qsl(query_string, keep_blank_values=True)) if query_string else {}
-        try:
-            self._serve(sim, self.command, path, query, headers, query_string, arrived)
-        except OSError:
-            self.close_connection = True
-        except Exception:
-            traceback.print_exc()
-            self._write(Response(500, error_body(10001, "Simulator bug: see its stderr")), close=True)
-
-    def _serve(
-        self,
-        sim: CloudflareSimulator,
-        method: str,
-        path: str,
-        query: dict[str, str],
-        headers: Headers,
-        query_string: str,
-        arrived: float,
-    ) -> None:
-        fault = sim._faults.take(method, path)
-
-        def log(status: int, kind: str | None) -> None:
-            sim._record(RequestRecord(method, path, query, headers, status, arrived, kind, query_string))
-
-        if fault is not None:
-            kind = fault.kind
-            if kind == "drop":
-                log(0, kind)
-                self.close_connection = True
-                return
-            if kind == "reset":
-                log(0, kind)
-                self._reset()
-                return
-            if kind == "slow":
-                if sim._stopping.wait(fault.delay):
-                    self.close_connection = True
-                    return
-            elif kind in ("truncated_json", "short_body"):
-                resp, _ = sim._answer(method, path, query, headers)
-                log(resp.status, kind)
-                cut = resp.body[: max(1, len(resp.body) // 2)]
-                if kind == "truncated_json":
-                    self._write(resp._replace(body=cut))
-                else:
-                    self._write(resp._replace(body=cut), declared_length=len(resp.body), close=True)
-                return
-            else:
-                resp = _fault_response(fault, path)
-                log(resp.status, kind)
-                self._write(resp)
-                return
-        resp, limited = sim._answer(method, path, query, headers)
-        log(resp.status, "emulated_rate_limit" if limited else (fault.kind if fault else None))
-        self._write(resp)
-
-
-def _fault_response(fault: Fault, path: str) -> Response:
-    kind = fault.kind
-    status = fault.effective_status
-    extra: list[tuple[str, str]] = []
-    if kind == "rate_limit":
-        if fault.retry_after is not None:
-            value = fault.retry_after
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            extra.append(("Retry-After", str(value)))
-        elif fault.retry_after_date is not None:
-            extra.append(("Retry-After", email.utils.formatdate(time.time() + fault.retry_after_date, usegmt=True)))
-        resp = Response(429, error_body(fault.effective_code, fault.effective_message))
-    elif kind == "server_error":
-        if fault.body == "html":
-            reason = BaseHTTPRequestHandler.responses.get(status, ("Error",))[0]
-            page = _GATEWAY_PAGE.format(status=status, reason=reason)
-            resp = Response(status, page.encode(), "text/html")
-        else:
-            resp = Response(status, error_body(fault.effective_code, fault.effective_message))
-    elif kind == "non_json":
-        resp = Response(status, (fault.body or _HTML_PAGE).encode(), "text/html; charset=UTF-8")
-    elif kind == "success_false":
-        resp = Response(status, error_body(fault.effective_code, fault.effective_message))
-    elif kind == "null_result":
-        resp = Response(status, dumps({"success": True, "errors": [], "messages": [], "result": None}))
-    elif kind == "error":
-        chain = fault.error_chain
-        if chain is None and fault.effective_code == 6003:
-            chain = [{"code": 6111, "message": "Invalid format for Authorization header"}]
-        message = fault.message
-        if message is None and fault.effective_code == 7003:
-            message = f"Could not route to {path}, perhaps your object identifier is invalid?"
-        resp = Response(status, error_body(fault.effective_code, message or fault.effective_message, chain))
-    else:  # redirect
-        assert fault.location is not None
-        resp = Response(status, b"", "text/plain", (("Location", fault.location),))
-    if fault.headers:
-        resp = resp._replace(headers=resp.headers + tuple(extra) + tuple(fault.headers.items()))
-    elif extra:
-        resp = resp._replace(headers=resp.headers + tuple(extra))
-    return resp
-
-
-class CloudflareSimulator:
+class CloudflareSimulator(AirflowConnectionMixin):
     """A local, stateful imitation of Cloudflare's Tunnel API, served on loopback.
 
     Use it as a context manager (or :meth:`start` / :meth:`stop`); it serves from a background thread::
@@ -429,11 +81,8 @@ class CloudflareSimulator:
                 dashboard_rate=limit.get("dashboard_rate", 0.0),
             )
         self._api = CloudflareApi(self._state, self.elapsed, lambda: self._wall_epoch, self._rate_limiter)
-        self._log: deque[RequestRecord] = deque(maxlen=max_logged_requests)
-        self._log_lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
+        self._log = RequestLog(max_logged_requests)
+        self._server: SimulatorHTTPServer | None = None
 
         accounts = initial["accounts"]
         first = accounts[0]["id"] if accounts else None
@@ -470,29 +119,25 @@ class CloudflareSimulator:
         """
         if self._server is not None:
             raise RuntimeError("the simulator is already running")
-        server = _Server((self.host, self.port), self)
+        backend = Backend(
+            answer=self._api.answer,
+            take_fault=self._faults.take,
+            record=self._log.append,
+            control=partial(dispatch, self),
+        )
+        server = SimulatorHTTPServer((self.host, self.port), backend)
         self._server = server
-        self.port = int(server.server_address[1])
-        self._stopping.clear()
+        self.port = server.port
         self._epoch = self._clock()
         self._wall_epoch = time.time()
-        self._thread = threading.Thread(target=server.serve_until_woken, name="cloudflare-simulator", daemon=True)
-        self._thread.start()
+        server.start()
         return self
 
     def stop(self) -> None:
         """Stop serving, close every client connection and release the port. Safe to call twice."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stopping.set()
-        server.wake()
-        if thread is not None:
-            thread.join(timeout=5)
-        server.server_close()
-        server.close_connections()
-        self._server = None
-        self._thread = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
 
     @property
     def running(self) -> bool:
@@ -511,7 +156,7 @@ class CloudflareSimulator:
         state = f"listening on {self.base_url}" if self.running else "stopped"
         return f"<CloudflareSimulator {state}>"
 
-    # ---- addresses and credentials --------------------------------------------------------------------
+    # ---- addresses and credentials (connection_json and airflow_env: AirflowConnectionMixin) -----------
 
     @property
     def root_url(self) -> str:
@@ -528,40 +173,6 @@ class CloudflareSimulator:
     def control_url(self) -> str:
         """``http://HOST:PORT/__simulator__``, the control endpoints' prefix."""
         return self.root_url + CONTROL_PREFIX
-
-    def connection_json(self, auth: str = "token", *, account_id: str | None = None) -> str:
-        """Return an Airflow connection, as the JSON that ``AIRFLOW_CONN_<ID>`` accepts, for this simulator.
-
-        ``{"conn_type": "cloudflare", "host": base_url, "password": ..., "login": ..., "extra":
-        {"account_id": ...}}``; ``login`` is present only for ``global_key``.
-
-        :param auth: ``"token"`` (:attr:`api_token`), ``"account_token"`` (:attr:`account_token`) or
-            ``"global_key"`` (:attr:`global_key_email` as login, :attr:`global_key` as password).
-        :param account_id: the account to put in ``extra`` (default :attr:`account_id`).
-        """
-        conn: dict[str, Any] = {"conn_type": "cloudflare", "host": self.base_url}
-        if auth == "token":
-            secret = self.api_token
-        elif auth == "account_token":
-            secret = self.account_token
-        elif auth == "global_key":
-            secret = self.global_key
-            conn["login"] = self.global_key_email
-        else:
-            raise ValueError(f"auth must be 'token', 'account_token' or 'global_key', got {auth!r}")
-        if secret is None:
-            raise ValueError(f"the scenario has no credential for auth={auth!r}")
-        conn["password"] = secret
-        conn["extra"] = {"account_id": account_id or self.account_id}
-        return json.dumps(conn)
-
-    def airflow_env(self, conn_id: str = "cloudflare_default", auth: str = "token") -> dict[str, str]:
-        """Return ``{"AIRFLOW_CONN_<CONN_ID>": connection_json(auth)}`` to merge into an environment.
-
-        :param conn_id: the Airflow connection id.
-        :param auth: see :meth:`connection_json`.
-        """
-        return {f"AIRFLOW_CONN_{conn_id.upper()}": self.connection_json(auth)}
 
     # ---- time ----------------------------------------------------------------------------------------
 
@@ -585,7 +196,7 @@ class CloudflareSimulator:
         """The effective scenario now: the world with its current timelines, the rate limit and active faults
         (their ``count`` is what remains)."""
         scenario = self._state.to_scenario()
-        scenario["rate_limit"] = self._rate_limit_spec()
+        scenario["rate_limit"] = self.rate_limit
         faults = []
         for fault in self._faults.all():
             if fault.active:
@@ -941,12 +552,13 @@ class CloudflareSimulator:
             )
         )
 
-    def add_fault(self, spec: dict[str, Any]) -> Fault:
-        """Add a fault from its JSON spec (as in a scenario's ``faults`` list).
+    def add_fault(self, spec: dict[str, Any] | Fault) -> Fault:
+        """Add a fault from its JSON spec (as in a scenario's ``faults`` list), or a :class:`Fault`.
 
-        :param spec: the spec, with at least ``kind``.
+        :param spec: the spec, with at least ``kind``; or a fault.
+        :returns: the :class:`Fault` added.
         """
-        return self._faults.add(Fault.from_dict(spec))
+        return self._faults.add(spec if isinstance(spec, Fault) else Fault.from_dict(spec))
 
     @property
     def faults(self) -> list[Fault]:
@@ -1006,7 +618,10 @@ class CloudflareSimulator:
         Pools are named ``user:<name>``, or ``credential:<hash>`` for unknown credentials."""
         return self._rate_limiter.status(self.elapsed())
 
-    def _rate_limit_spec(self) -> dict[str, Any] | None:
+    @property
+    def rate_limit(self) -> dict[str, Any] | None:
+        """The emulated limit's settings as a scenario's ``rate_limit`` holds them (``{"requests", "period"}``,
+        plus ``headers`` and ``dashboard_rate`` when not the default), or ``None`` when it is off."""
         rate = self._rate_limiter
         if rate.requests is None:
             return None
@@ -1022,8 +637,7 @@ class CloudflareSimulator:
     @property
     def requests(self) -> list[RequestRecord]:
         """A copy of the request log, oldest first (API requests only)."""
-        with self._log_lock:
-            return list(self._log)
+        return self._log.records()
 
     def requests_matching(self, path_regex: str, method: str | None = None) -> list[RequestRecord]:
         """Return the logged requests whose path matches (``re.search``) and, if given, whose method is
@@ -1032,122 +646,8 @@ class CloudflareSimulator:
         :param path_regex: a regular expression.
         :param method: an HTTP method.
         """
-        pattern = re.compile(path_regex)
-        return [r for r in self.requests if pattern.search(r.path) and (method is None or r.method == method.upper())]
+        return self._log.matching(path_regex, method)
 
     def clear_requests(self) -> int:
         """Empty the request log; return how many records it held."""
-        with self._log_lock:
-            count = len(self._log)
-            self._log.clear()
-        return count
-
-    def _record(self, record: RequestRecord) -> None:
-        with self._log_lock:
-            self._log.append(record)
-
-    # ---- serving internals ----------------------------------------------------------------------------
-
-    def _answer(self, method: str, path: str, query: dict[str, str], headers: Headers) -> tuple[Response, bool]:
-        """The normal answer, after the emulated rate limit; returns ``(response, rate_limited)``."""
-        return self._api.answer(method, path, query, headers)
-
-    def _control(self, method: str, path: str, body: bytes) -> Response:
-        try:
-            result = self._control_result(method, path[len(CONTROL_PREFIX) :], body)
-        except LookupError as exc:
-            return Response(404, dumps({"error": str(exc)}))
-        except (TypeError, ValueError) as exc:
-            return Response(400, dumps({"error": str(exc)}))
-        return Response(200, dumps(result))
-
-    def _control_result(self, method: str, route: str, body: bytes) -> Any:
-        def payload(*, allow_list: bool = False) -> Any:
-            try:
-                data = json.loads(body or b"{}")
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"the body is not JSON: {exc}") from exc
-            if not isinstance(data, dict) and not (allow_list and isinstance(data, list)):
-                raise ValueError("the body must be a JSON object")
-            return data
-
-        if method == "GET" and route == "/health":
-            return {
-                "status": "ok",
-                "base_url": self.base_url,
-                "elapsed": self.elapsed(),
-                "pid": os.getpid(),
-                "requests": len(self._log),
-            }
-        if method == "GET" and route == "/requests":
-            return [r.to_dict() for r in self.requests]
-        if method == "POST" and route == "/reset-requests":
-            return {"cleared": self.clear_requests()}
-        if method == "GET" and route == "/scenario":
-            return self.scenario
-        if route == "/faults":
-            if method == "GET":
-                return [f.to_dict() for f in self.faults]
-            if method == "DELETE":
-                count = len(self.faults)
-                self.clear_faults()
-                return {"cleared": count}
-            if method == "POST":
-                data = payload(allow_list=True)
-                specs: Iterable[Any] = data if isinstance(data, list) else [data]
-                faults = [Fault.from_dict(spec) for spec in specs]
-                return {"faults": [self._faults.add(f).to_dict() for f in faults]}
-        if route == "/rate-limit" and method == "POST":
-            data = payload()
-            self.set_rate_limit(
-                data.get("requests"),
-                float(data.get("period", 300.0)),
-                headers=data.get("headers", "ietf"),
-                dashboard_rate=data.get("dashboard_rate", 0.0),
-            )
-            return self._rate_limit_spec() or {"requests": None, "period": self._rate_limiter.period}
-        if route == "/rate-limit" and method == "GET":
-            return self.rate_limit_status()
-        if route == "/rate-limit/spend" and method == "POST":
-            data = payload()
-            return {"accepted": self.spend_rate_limit(data.get("count", 1), data.get("user"))}
-        if route == "/rate-limit/reset" and method == "POST":
-            self.reset_rate_limit()
-            return self.rate_limit_status()
-        if method == "POST" and route == "/connectors":
-            data = payload()
-            counts = {"live": data.get("live", 4), "pending": data.get("pending", 0)}
-            if data.get("new", False):
-                connector_id = self.add_connector(
-                    data.get("tunnel_id"), connector_id=data.get("connector_id"), **counts
-                )
-            else:
-                connector_id = self.set_connector(data.get("tunnel_id"), data.get("connector_id"), **counts)
-            return {"connector_id": connector_id}
-        if method == "POST" and route == "/remove-connector":
-            data = payload()
-            self.remove_connector(
-                data.get("tunnel_id"), data.get("connector_id"), tracking=float(data.get("tracking", 0.0))
-            )
-            return {"removed": data.get("connector_id") or self.connector_id}
-        if method == "POST" and route == "/fleets":
-            data = payload()
-            ids = self.add_fleet(
-                data.get("prefix"),
-                data.get("count"),
-                **{k: data[k] for k in ("account_id", "up_after", "connections", "replicas", "statuses") if k in data},
-            )
-            return {"tunnel_ids": ids}
-        if method == "POST" and route == "/tunnel-status":
-            data = payload()
-            tunnel_id = data.get("tunnel_id")
-            status = self.set_tunnel_status(
-                tunnel_id, data.get("status"), at=data.get("at"), tracking=data.get("tracking")
-            )
-            return {"tunnel_id": tunnel_id or self.tunnel_id, "status": status}
-        if method == "GET" and route == "/tunnel-statuses":
-            return self.tunnel_statuses()
-        if method == "POST" and route == "/advance":
-            self.advance(float(payload().get("seconds", 0)))
-            return {"elapsed": self.elapsed()}
-        raise LookupError(f"no control endpoint {method} {CONTROL_PREFIX}{route}")
+        return self._log.clear()
