@@ -1,12 +1,13 @@
 """A local imitation of Cloudflare's Tunnel API, for tests, demos and benchmarks.
 
 Standard library only, and no Airflow import: a test suite, a benchmark or a shell can use it without the
-rest of the provider. Three ways in:
+rest of the provider. Four ways in:
 
 * ``with CloudflareSimulator(scenario=...) as sim:`` serves on ``127.0.0.1`` from a background thread;
 * the pytest fixtures ``cloudflare_simulator`` and ``cloudflare_simulator_factory`` (this package's pytest
   plugin, registered as ``cftunnel_simulator``);
-* ``python -m airflow_provider_cftunnel.testing --port 8787 [--scenario FILE]``.
+* ``python -m airflow_provider_cftunnel.testing --port 8787 [--scenario FILE]``;
+* ``with SimulatorProcess(scenario=...) as sim:`` runs that command line in a process of its own.
 
 See ``docs/simulator.md`` in the repository, :mod:`~airflow_provider_cftunnel.testing.scenario` for the scenario
 format and :mod:`~airflow_provider_cftunnel.testing.faults` for fault injection.
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow_provider_cftunnel.testing.faults import FAULT_KINDS, Fault
+    from airflow_provider_cftunnel.testing.process import SimulatorProcess, SimulatorProcessError
     from airflow_provider_cftunnel.testing.request_log import Headers, RequestRecord
     from airflow_provider_cftunnel.testing.scenario import (
         DEFAULT_ACCOUNT_ID,
@@ -51,6 +53,8 @@ _WHERE = {
     "CloudflareSimulator": "server",
     "Headers": "request_log",
     "RequestRecord": "request_log",
+    "SimulatorProcess": "process",
+    "SimulatorProcessError": "process",
 }
 
 
@@ -88,6 +92,8 @@ __all__ = [
     "Headers",
     "RequestRecord",
     "ScenarioError",
+    "SimulatorProcess",
+    "SimulatorProcessError",
     "default_scenario",
     "fleet_tunnel_id",
     "load_scenario",
