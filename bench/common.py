@@ -1,6 +1,6 @@
 """Shared plumbing of the benchmarks: the simulator in its own process, statistics, machine facts.
 
-Standard library only (the benchmark modules import what they measure themselves).
+Standard library and the simulator only (the benchmark modules import what they measure themselves).
 """
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from airflow_provider_cftunnel.testing.process import SimulatorProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
@@ -48,92 +48,24 @@ def http_json(method: str, url: str, body: Any = None, timeout: float = 30.0) ->
         return json.loads(response.read() or b"null")
 
 
-class SimProcess:
+class SimProcess(SimulatorProcess):
     """
-    The local Cloudflare simulator, started with its command line in a process of its own.
+    The local Cloudflare simulator in a process of its own (:class:`SimulatorProcess`), logging to
+    ``.bench/<log_name>.log``.
 
     ``with SimProcess(scenario) as sim:`` gives ``sim.info`` (the ready file: ``base_url``, ``api_token``,
-    ``account_id``, ``tunnel_id``, ``connector_id``...) and ``sim.control(method, route, body)``.
-    The process is stopped (SIGTERM, then SIGKILL) by its pid when the block ends.
+    ``account_id``, ``tunnel_id``, ``connector_id``...), ``sim.pid`` and ``sim.control(method, route, body)``.
     """
 
     def __init__(self, scenario: dict[str, Any], *, log_name: str = "simulator") -> None:
-        self.scenario = scenario
-        self.log_name = log_name
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.info: dict[str, Any] = {}
-        self._tmp = tempfile.TemporaryDirectory(prefix="cftunnel-bench-")
-
-    def __enter__(self) -> SimProcess:
-        tmp = Path(self._tmp.name)
-        scenario_file = tmp / "scenario.json"
-        scenario_file.write_text(json.dumps(self.scenario))
-        ready_file = tmp / "ready.json"
         WORK_DIR.mkdir(exist_ok=True)
-        log = open(WORK_DIR / f"{self.log_name}.log", "wb")
-        self._log = log
-        self.proc = subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                "airflow_provider_cftunnel.testing",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--scenario",
-                str(scenario_file),
-                "--ready-file",
-                str(ready_file),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=loopback_env(),
-            cwd=ROOT,
+        super().__init__(
+            scenario, env=loopback_env(), cwd=ROOT, log_path=WORK_DIR / f"{log_name}.log", start_timeout=60.0
         )
-        deadline = time.monotonic() + 60
-        while not ready_file.exists():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the simulator exited with {self.proc.returncode}; see {log.name}")
-            if time.monotonic() > deadline:
-                self.__exit__(None, None, None)
-                raise RuntimeError("the simulator did not start within 60 s")
-            time.sleep(0.02)
-        self.info = json.loads(ready_file.read_text())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-        self.proc = None
-        self._log.close()
-        self._tmp.cleanup()
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def control(self, method: str, route: str, body: Any = None) -> Any:
-        """Call a control endpoint, e.g. ``control("GET", "/health")``."""
-        return http_json(method, self.info["control_url"] + route, body)
 
     def connection(self, **extra: Any) -> str:
         """The JSON of an Airflow ``cloudflare`` connection to this simulator (API token)."""
-        return json.dumps(
-            {
-                "conn_type": "cloudflare",
-                "host": self.info["base_url"],
-                "password": self.info["api_token"],
-                "extra": {"account_id": self.info["account_id"], **extra},
-            }
-        )
+        return self.connection_json(extra=extra)
 
 
 def cpu_seconds(pid: int) -> float:

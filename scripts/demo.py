@@ -26,7 +26,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -60,6 +59,7 @@ SHOW_TRIGGERER = ("Watching the tunnels", "Baseline:", " went ")
 
 sys.path.insert(0, str(ROOT))
 from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI  # noqa: E402
+from airflow_provider_cftunnel.testing.process import SimulatorProcess  # noqa: E402
 from airflow_provider_cftunnel.testing.scenario import default_scenario, fleet_tunnel_id  # noqa: E402
 
 
@@ -131,19 +131,6 @@ def _short(line: str) -> str:
     return text.rstrip()[:220]
 
 
-def control(sim: dict[str, Any], method: str, route: str, body: dict[str, Any] | None = None) -> Any:
-    """Call one of the simulator's control routes (``/__simulator__/...``) and return its JSON answer."""
-    request = urllib.request.Request(
-        sim["control_url"] + route,
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"Content-Type": "application/json"},
-    )
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
-    with opener.open(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
 class LogFollower:
     """Print the new lines of a log file that hold one of ``markers`` (the triggerer's, here)."""
 
@@ -192,7 +179,7 @@ def printed_lines(home: Path, run_id: str) -> list[str]:
     return lines
 
 
-def watch_health_changes(sim: dict[str, Any], connection: dict[str, Any]) -> bool:
+def watch_health_changes(sim: SimulatorProcess) -> bool:
     """Part 4: the asset watcher in a real triggerer, a tunnel going down and back; True if both runs happened."""
     from tests.integration.local_airflow import LocalAirflow, LocalAirflowError
     from tests.integration.processes import Api
@@ -206,7 +193,7 @@ def watch_health_changes(sim: dict[str, Any], connection: dict[str, Any]) -> boo
         home / "airflow",
         dags,
         {
-            "AIRFLOW_CONN_CLOUDFLARE_DEFAULT": json.dumps(connection),
+            **sim.airflow_env(),
             "CFTUNNEL_NAME_PREFIX": FLEET_PREFIX,
             "CFTUNNEL_HEALTH_POLL_INTERVAL": str(WATCH_POLL),
             # re-parse soon after the unpause: the watcher is registered when the unpaused DAG is parsed
@@ -249,17 +236,17 @@ def watch_health_changes(sim: dict[str, Any], connection: dict[str, Any]) -> boo
         print(f"    unpaused {WATCH_DAG}: its asset watcher starts in the triggerer", flush=True)
         wait_for("the watcher's baseline", 120, lambda: any("Baseline:" in s for s in triggerer.seen), tick)
 
-        statuses = control(sim, "GET", "/tunnel-statuses")
-        fleet = [fleet_tunnel_id(sim["account_id"], FLEET_PREFIX, i) for i in range(FLEET_SIZE)]
+        statuses = sim.control("GET", "/tunnel-statuses")
+        fleet = [fleet_tunnel_id(str(sim.account_id), FLEET_PREFIX, i) for i in range(FLEET_SIZE)]
         victim = next(tunnel for tunnel in fleet if statuses.get(tunnel) == "healthy")
         name = f"{FLEET_PREFIX}{fleet.index(victim) + 1}"
         say(f"Simulator: {name} goes down (POST /__simulator__/tunnel-status)")
-        control(sim, "POST", "/tunnel-status", {"tunnel_id": victim, "status": "down"})
+        sim.control("POST", "/tunnel-status", {"tunnel_id": victim, "status": "down"})
         first = wait_for("the first run", 120, lambda: finished(1), tick)
         show(first[0])
 
         say(f"Simulator: {name} recovers")
-        control(sim, "POST", "/tunnel-status", {"tunnel_id": victim, "status": "healthy"})
+        sim.control("POST", "/tunnel-status", {"tunnel_id": victim, "status": "healthy"})
         both = wait_for("the second run", 120, lambda: finished(2), tick)
         show(both[1])
         quiet_until = time.monotonic() + 3 * WATCH_POLL + 2
@@ -286,7 +273,7 @@ def watch_health_changes(sim: dict[str, Any], connection: dict[str, Any]) -> boo
 def main() -> int:
     LOGS.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    simulator: subprocess.Popen[Any] | None = None
+    sim = SimulatorProcess(HOME / "scenario.json", log_path=LOGS / "simulator.log")
     started = time.monotonic()
     try:
         cli = AirflowCLI(HOME, ROOT / "example_dags")
@@ -296,50 +283,20 @@ def main() -> int:
         # Airflow takes several seconds to start a task: the connector comes up GATE_WAIT seconds after that.
         scenario = default_scenario(up_after=GATE_WAIT + 8.0, connections=4)
         scenario["fleets"] = [{"prefix": FLEET_PREFIX, "count": FLEET_SIZE, "statuses": {"down": 1}}]
-        scenario_path = HOME / "scenario.json"
-        scenario_path.write_text(json.dumps(scenario, indent=2))
-        ready_file = HOME / "simulator.json"
-        ready_file.unlink(missing_ok=True)
+        (HOME / "scenario.json").write_text(json.dumps(scenario, indent=2))
         say(
             "Starting the Cloudflare simulator: a tunnel whose connector comes up in about 20 s, and a fleet "
             f"{FLEET_PREFIX}1..{FLEET_SIZE} with one tunnel down"
         )
-        simulator = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "airflow_provider_cftunnel.testing",
-                "--port",
-                "0",
-                "--scenario",
-                str(scenario_path),
-                "--ready-file",
-                str(ready_file),
-            ],
-            stdout=(LOGS / "simulator.log").open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 30
-        while not ready_file.exists():
-            if simulator.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the simulator did not start; see {LOGS / 'simulator.log'}")
-            time.sleep(0.1)
-        sim = json.loads(ready_file.read_text())
-        print(f"    listening on {sim['base_url']} (pid {sim['pid']})", flush=True)
-        connection = {
-            "conn_type": "cloudflare",
-            "host": sim["base_url"],
-            "password": sim["api_token"],
-            "extra": {"account_id": sim["account_id"]},
-        }
-        cli.extra_env["AIRFLOW_CONN_CLOUDFLARE_DEFAULT"] = json.dumps(connection)
+        sim.start()
+        print(f"    listening on {sim.base_url} (pid {sim.pid})", flush=True)
+        cli.extra_env.update(sim.airflow_env())
 
         say("airflow dags test example_cftunnel_deploy_gate  (the sensor defers until the tunnel is up)")
         cli.extra_env.update(
             {
-                "CFTUNNEL_TUNNEL_ID": sim["tunnel_id"],
-                "CFTUNNEL_CONNECTOR_ID": sim["connector_id"],
+                "CFTUNNEL_TUNNEL_ID": str(sim.tunnel_id),
+                "CFTUNNEL_CONNECTOR_ID": str(sim.connector_id),
                 "CFTUNNEL_POKE_INTERVAL": "3",
             }
         )
@@ -359,7 +316,7 @@ def main() -> int:
         print(f"    health check: {verdict}", flush=True)
 
         say(f"Real components, {WATCH_DAG}: an asset watcher in the triggerer")
-        watch_ok = watch_health_changes(sim, connection)
+        watch_ok = watch_health_changes(sim)
         print(f"    health watcher: {'2 changes, 2 runs' if watch_ok else 'FAILED'}", flush=True)
 
         say(f"Done in {time.monotonic() - started:.0f} s. Full logs in {LOGS.relative_to(ROOT)}/")
@@ -369,7 +326,10 @@ def main() -> int:
         return 130
     finally:
         with no_interrupts():
-            stop_group(simulator, "the Cloudflare simulator")
+            was_running = sim.running
+            sim.stop()
+            if was_running:
+                print(f"    stopped the Cloudflare simulator (pid {sim.pid})", flush=True)
 
 
 if __name__ == "__main__":

@@ -20,22 +20,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
-import signal
 import statistics
-import subprocess
-import sys
 import time
 import tracemalloc
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from airflow_provider_cftunnel.testing import DEFAULT_ACCOUNT_ID, DEFAULT_API_TOKEN
+from airflow_provider_cftunnel.testing import DEFAULT_ACCOUNT_ID, DEFAULT_API_TOKEN, SimulatorProcess
 from airflow_provider_cftunnel.triggers.tunnel import CloudflareTunnelConnectorTrigger, TunnelPoller
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
@@ -141,72 +135,18 @@ def watch_for(kind: str, tunnel: str, a: str, b: str, i: int) -> Watch:
     return Watch(tunnel, kind, own, minimum, None, set())
 
 
-class SimulatorProcess:
-    """The simulator CLI in its own process group, on loopback; stopped by its pid."""
-
-    def __init__(self, scenario: dict[str, Any], workdir: Path) -> None:
-        self.scenario_file = workdir / "scenario.json"
-        self.scenario_file.write_text(json.dumps(scenario))
-        self.ready_file = workdir / "ready.json"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.info: dict[str, Any] = {}
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "airflow_provider_cftunnel.testing",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--scenario",
-                str(self.scenario_file),
-                "--ready-file",
-                str(self.ready_file),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while not self.ready_file.exists():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the simulator did not start: {self.process.stderr.read()[-2000:]!r}")  # type: ignore[union-attr]
-            time.sleep(0.05)
-        self.info = json.loads(self.ready_file.read_text())
-
-    def control(self, route: str) -> Any:
-        with urllib.request.urlopen(f"{self.info['control_url']}{route}", timeout=30) as reply:
-            return json.loads(reply.read())
-
-    def started_at(self) -> float:
-        """The wall-clock time of the simulator's second 0."""
-        before = time.time()
-        elapsed = self.control("/health")["elapsed"]
-        return (before + time.time()) / 2 - elapsed
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=15)
-
-
 @pytest.fixture
-def simulator(tmp_path: Path) -> Any:
+def simulator() -> Any:
     scenario, watches = build_world()
-    process = SimulatorProcess(scenario, tmp_path)
-    process.start()
-    try:
+    with SimulatorProcess(scenario, start_timeout=60.0, stop_timeout=15.0) as process:
         yield process, watches
-    finally:
-        process.stop()
+
+
+def started_at(sim: SimulatorProcess) -> float:
+    """The wall-clock time of the simulator's second 0."""
+    before = time.time()
+    elapsed = sim.control("GET", "/health")["elapsed"]
+    return (before + time.time()) / 2 - elapsed
 
 
 async def drive(trigger: CloudflareTunnelConnectorTrigger, watch: Watch) -> None:
@@ -228,22 +168,10 @@ def rss() -> int:
 async def test_thousand_deferred_sensors(simulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     sim, watches = simulator
     assert len(watches) == 1000
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_CLOUDFLARE_DEFAULT",
-        json.dumps(
-            {
-                "conn_type": "cloudflare",
-                "host": sim.info["base_url"],
-                "password": DEFAULT_API_TOKEN,
-                "extra": {
-                    "account_id": DEFAULT_ACCOUNT_ID,
-                    "rate_limit_requests": RATE_LIMIT_REQUESTS,
-                    "rate_limit_period": RATE_LIMIT_PERIOD,
-                },
-            }
-        ),
-    )
-    zero = sim.started_at()
+    assert (sim.api_token, sim.account_id) == (DEFAULT_API_TOKEN, DEFAULT_ACCOUNT_ID)
+    rate_limit = {"rate_limit_requests": RATE_LIMIT_REQUESTS, "rate_limit_period": RATE_LIMIT_PERIOD}
+    monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_DEFAULT", sim.connection_json(extra=rate_limit))
+    zero = started_at(sim)
     tracemalloc.start()
     tasks = []
     for watch in watches:
@@ -273,7 +201,7 @@ async def test_thousand_deferred_sensors(simulator: Any, monkeypatch: pytest.Mon
         await asyncio.sleep(0)
     pollers_left = TunnelPoller.active()
 
-    log = sim.control("/requests")
+    log = sim.control("GET", "/requests")
     api = [r for r in log if r["path"].startswith("/client/v4/")]
     limited = [r for r in api if r["status"] == 429]
     times = sorted(r["time"] for r in api)
