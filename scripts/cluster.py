@@ -12,6 +12,7 @@ Variants (for the comparison in docs/deployment.md)::
     python scripts/cluster.py                    # the default: 2 triggerers, one killed
     python scripts/cluster.py --queues           # sensors on queue "cloudflare", ONE triggerer runs them
     python scripts/cluster.py --share none       # no rate-limit extras on the connection (default budget)
+    python scripts/cluster.py --pool-headers none --share none   # a proxy strips Cloudflare's rate-limit headers
     python scripts/cluster.py --pool none --share none   # no emulated pool: what the fleet asks for
 
 Needs PostgreSQL's server binaries, ``redis-server`` and the ``cluster`` extra (``make cluster`` installs the
@@ -57,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-watch", action="store_true", help="no health watcher")
     parser.add_argument("--pool", type=_pair, default=(300, 60.0), help="simulator's pool REQ/SECONDS or none")
     parser.add_argument("--share", type=_pair, default=(140, 60.0), help="connection extras REQ/SECONDS or none")
+    parser.add_argument(
+        "--pool-headers",
+        choices=("ietf", "legacy", "none"),
+        default="ietf",
+        help="rate-limit headers on the pool's answers (none: stripped, as by a proxy)",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON")
     return parser
 
@@ -69,12 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Missing: {', '.join(binaries + packages)}.")
         print("Install: apt-get install -y postgresql redis-server; .venv/bin/pip install -e '.[cluster]'")
         return 2
+    common = {"watch": not args.no_watch, "pool": args.pool, "share": args.share, "pool_headers": args.pool_headers}
     if args.queues:
+        # the sensors' queue: a Celery queue both workers serve, and a triggerer of its own (--queues); the other
+        # triggerer, started without --queues, runs what has no queue (the health watcher)
         spec = ClusterSpec(worker_queues=("default", "cloudflare"), triggerer_queues=("cloudflare", None))
-        config = StoryConfig(spec=spec, sensor_queue="cloudflare", kill=False, watch=not args.no_watch,
-                             pool=args.pool, share=args.share)  # fmt: skip
+        config = StoryConfig(spec=spec, sensor_queue="cloudflare", kill=False, **common)
     else:
-        config = StoryConfig(kill=not args.no_kill, watch=not args.no_watch, pool=args.pool, share=args.share)
+        config = StoryConfig(kill=not args.no_kill, **common)
 
     shutil.rmtree(HOME, ignore_errors=True)
     HOME.mkdir(parents=True)

@@ -47,7 +47,7 @@ def _require_cluster_tools() -> None:
         return
     how = "apt-get install -y postgresql redis-server; pip install -e '.[cluster]' (or: make cluster)"
     if os.environ.get("CI", "").lower() in ("true", "1"):
-        pytest.fail(f"CI must run the cluster test, but {', '.join(missing)} missing: {how}")
+        pytest.fail(f"CI must run the cluster test, but it lacks {', '.join(missing)}: {how}")
     pytest.skip(f"cluster test needs {', '.join(missing)}: {how}")
 
 
