@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.monotonic() - began:6.1f} s] {text}", flush=True)
 
     def on_term(signum: int, frame: FrameType | None) -> None:
+        print("SIGTERM: stopping every process started", flush=True)
         raise KeyboardInterrupt  # unwinds through the harness, which stops everything
 
     signal.signal(signal.SIGTERM, on_term)
