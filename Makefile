@@ -21,11 +21,11 @@ CLUSTER_STAMP := $(VENV)/.installed-cluster
 # Stoplight Prism (npm) serves Cloudflare's schema for tests/contract/test_hook_against_prism.py
 PRISM_STAMP := .ci/node_modules/.package-lock.json
 
-.PHONY: help install prism lint test pytest demo bench clean
+.PHONY: help install prism services lint test pytest demo bench clean
 
 help:
 	@echo "make demo   deploy gate, fleet health check and health-change watcher against the local Cloudflare simulator"
-	@echo "make test   lint (ruff, mypy) and run every test"
+	@echo "make test   lint (ruff, mypy) and run every test (installs PostgreSQL and Redis for the cluster test if absent)"
 	@echo "make bench  benchmarks; regenerates docs/benchmarks.md"
 	@echo "make cluster  the provider on PostgreSQL + Celery + 2 triggerers (one killed), step by step"
 
@@ -56,7 +56,11 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint pytest
+# every test: the cluster test (tests/cluster) needs PostgreSQL, Redis and the cluster extra too
+test: lint services install-cluster pytest
+
+services:
+	@bash scripts/install_services.sh
 
 pytest: install prism
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
