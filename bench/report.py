@@ -535,9 +535,10 @@ def section_fleet(fleet: dict[str, Any], plots: dict[str, str]) -> list[str]:
     lines += [
         "### Where each fleet crosses Cloudflare's limit",
         "",
-        "Cloudflare allows 1,200 requests per 5 minutes per token (4 per second), shared by everything that uses "
-        "the token, and blocks all calls for 5 minutes beyond. From the measured requests per sensor per interval "
-        "(runs that kept their interval), the number of sensors on one token at which each fleet reaches the "
+        "Cloudflare allows 1,200 requests per 5 minutes per user (4 per second), shared by every token and key of "
+        "the user and the dashboard, and blocks all their calls for 5 minutes beyond. From the measured requests "
+        "per sensor per interval (runs that kept their interval), the number of sensors of one user at which each "
+        "fleet reaches the "
         f"limit (the provider's with {per} sensors per tunnel):",
         "",
         "| fleet | requests per sensor per interval (measured) | "
@@ -553,7 +554,7 @@ def section_fleet(fleet: dict[str, Any], plots: dict[str, str]) -> list[str]:
         lines += [
             "",
             f"The per-sensor fleet crosses the limit {rp / rs:.0f}x sooner. At a {INTERVALS[1]:g} s interval one "
-            f"token serves about {crossing_n(rs, INTERVALS[1]):,.0f} shared sensors "
+            f"user serves about {crossing_n(rs, INTERVALS[1]):,.0f} shared sensors "
             f"({crossing_n(rs, INTERVALS[1]) / per:,.0f} tunnels) but only {crossing_n(rp, INTERVALS[1]):,.0f} "
             "per-sensor ones. Beyond its crossing point the provider's fleet does not draw 429s: its "
             "per-credential request budget (sized from the connection's limit, by default Cloudflare's) "
@@ -571,7 +572,7 @@ def section_fleet(fleet: dict[str, Any], plots: dict[str, str]) -> list[str]:
             "### With Cloudflare's limit in force",
             "",
             f"N = {n:,} sensors on M = {m} tunnels, {interval:g} s interval, the simulator emulating Cloudflare's "
-            "limit (1,200 requests per 300 s per token, then 429 for the rest of the 300 s) and the provider's "
+            "limit (1,200 requests per 300 s per user, then 429 for the rest of the 300 s) and the provider's "
             f"connection left at its default budget. Window: {fleet['budget_window_s']:g} s from the moment the "
             "fleet's first poll round reached the simulator; then the connectors come up.",
             "",
@@ -601,8 +602,8 @@ def section_fleet(fleet: dict[str, Any], plots: dict[str, str]) -> list[str]:
             ordinal = {1: "first", 2: "second", 3: "third", 4: "fourth"}.get(rounds, f"{rounds}th")
             lines += [
                 "",
-                f"The per-sensor fleet ({per_sensor['n']:,} requests per round) used up the token's 1,200 requests in "
-                f"its {ordinal} round; from then on every call of every user of that token gets 429 for 5 minutes, "
+                f"The per-sensor fleet ({per_sensor['n']:,} requests per round) used up the user's 1,200 requests in "
+                f"its {ordinal} round; from then on every call of that user, whatever token, gets 429 for 5 minutes, "
                 "so no sensor can see the connector come up. `HttpSensorTrigger` also retries a 429 at once, "
                 "without waiting for `Retry-After` or its interval (it only sleeps after a 404), which is why it "
                 "kept sending requests into the lockout.",
