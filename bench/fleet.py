@@ -253,44 +253,11 @@ async def _fleet(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _pool_fleet(cfg: dict[str, Any]) -> dict[str, Any]:
-    """One triggerer of a shared-pool run: deferred triggers on its own tunnels; every poll's outcome counted."""
-    from airflow_provider_cftunnel.exceptions import CloudflareRateLimitError
-    from airflow_provider_cftunnel.hooks.cloudflare import CloudflareCredentials
-    from airflow_provider_cftunnel.triggers.tunnel import CloudflareTunnelConnectorTrigger, TunnelPoller
+    """One triggerer of a shared-pool run: the reliability test's triggerer process, on its own tunnels."""
+    sys.path.insert(0, str(ROOT))
+    from tests.reliability.test_shared_pool import triggerer_process
 
-    print("READY", flush=True)
-    start_at = float(sys.stdin.readline().split()[1])  # "GO <time.time() to start at>"
-    await asyncio.sleep(max(0.0, start_at - time.time()))
-    interval, started = cfg["interval"], time.monotonic()
-    deadline = started + cfg["seconds"]
-    counts = {"ok": 0, "rate_limited": 0, "other_errors": 0}
-
-    async def trigger(tunnel_id: str) -> None:
-        run = CloudflareTunnelConnectorTrigger(tunnel_id=tunnel_id, account_id=ACCOUNT_ID, poll_interval=interval)
-        async for _ in run.run():  # the tunnels never get a connector: an event is an error
-            counts["other_errors"] += 1
-            return
-
-    async def count(poller: Any) -> None:
-        async for outcome in poller.outcomes(interval):
-            if outcome.error is None:
-                counts["ok"] += 1
-            elif isinstance(outcome.error, CloudflareRateLimitError):
-                counts["rate_limited"] += 1
-            else:
-                counts["other_errors"] += 1
-
-    tasks = [asyncio.create_task(trigger(t)) for t in cfg["tunnels"]]
-    while len(TunnelPoller.active()) < len(cfg["tunnels"]) and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
-    tasks += [asyncio.create_task(count(poller)) for poller in TunnelPoller.active().values()]
-    await asyncio.sleep(max(0.0, deadline - time.monotonic()))
-    conn = json.loads(os.environ["AIRFLOW_CONN_CLOUDFLARE_DEFAULT"])
-    budget = TunnelPoller.budget_for(CloudflareCredentials(secret=conn["password"], base_url=conn["host"]))
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    return {**counts, "quota_waited_s": budget.quota_waited, "waited_s": budget.waited}
+    return await triggerer_process({**cfg, "account_id": ACCOUNT_ID})
 
 
 def pool_child_main(config_path: str) -> None:

@@ -32,7 +32,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -41,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI
-from tests.integration.processes import Api, ProcessGroup, describe_process, free_port, tail
+from tests.integration.processes import Api, ProcessGroup, describe_process, free_port, loopback_airflow_env, tail
 
 __all__ = [
     "AirflowCluster",
@@ -400,32 +399,18 @@ class AirflowCluster:
         self.log_dir = root / "component-logs"
         self.spec = spec
         self.api_port = free_port()
-        bin_dir = str(Path(sys.executable).parent)
-        common = {
-            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(SITE_DIR), os.environ.get("PYTHONPATH")])),
-            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "cftunnel_cluster_site.hostname",
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",  # lets the harness read the REST API
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(self.api_port),
-            "AIRFLOW__API__WORKERS": str(spec.api_workers),
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.api_port}/execution/",
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-            "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-            # task runners start by the dozen on 2 shared cores: the API server answers slowly then
-            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
-            "AIRFLOW__TRIGGERER__QUEUES_ENABLED": str(spec.queues_enabled),
-            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(spec.worker_concurrency),
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-            **env,
-        }
+        common = loopback_airflow_env(
+            self.api_port,
+            PYTHONPATH=os.pathsep.join(filter(None, [str(SITE_DIR), os.environ.get("PYTHONPATH")])),
+            AIRFLOW__CORE__HOSTNAME_CALLABLE="cftunnel_cluster_site.hostname",
+            AIRFLOW__CORE__EXECUTOR="CeleryExecutor",
+            AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+            AIRFLOW__API__WORKERS=str(spec.api_workers),
+            AIRFLOW__LOGGING__COLORED_CONSOLE_LOG="False",
+            AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
+            AIRFLOW__TRIGGERER__QUEUES_ENABLED=str(spec.queues_enabled),
+            AIRFLOW__CELERY__WORKER_CONCURRENCY=str(spec.worker_concurrency),
+        ) | dict(env)
         self.components: dict[str, Component] = {}
 
         def add(name: str, *args: str) -> None:

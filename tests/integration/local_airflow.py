@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI
-from tests.integration.processes import Api, ProcessGroup, free_port, tail
+from tests.integration.processes import Api, ProcessGroup, free_port, loopback_airflow_env, tail
 
 __all__ = ["COMPONENTS", "LocalAirflow", "LocalAirflowError"]
 
@@ -66,27 +65,12 @@ class LocalAirflow:
         settings_dir = self.home / "pythonpath"
         settings_dir.mkdir(parents=True, exist_ok=True)
         (settings_dir / "cftunnel_local_db.py").write_text(_DB_SETTINGS, encoding="utf-8")
-        base = {
-            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(settings_dir), os.environ.get("PYTHONPATH")])),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "cftunnel_local_db.CONNECT_ARGS",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "cftunnel_local_db.ASYNC_CONNECT_ARGS",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",  # lets the caller use the REST API
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(self.api_port),
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.api_port}/execution/",
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-            # task runners on 2 shared cores: the 5 s default makes workers time out on the execution API
-            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
-            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-        }
+        base = loopback_airflow_env(
+            self.api_port,
+            PYTHONPATH=os.pathsep.join(filter(None, [str(settings_dir), os.environ.get("PYTHONPATH")])),
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS="cftunnel_local_db.CONNECT_ARGS",
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC="cftunnel_local_db.ASYNC_CONNECT_ARGS",
+        )
         self.cli = AirflowCLI(self.home, dags_folder, {**base, **(env or {})})
         self.groups: dict[str, ProcessGroup] = {}
         #: Every group ever started (a killed component's too), to stop them all for sure.

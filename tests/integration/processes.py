@@ -35,6 +35,39 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def loopback_airflow_env(api_port: int, **overrides: str) -> dict[str, str]:
+    """
+    The environment every Airflow component of a test deployment shares: loopback only, free log-server ports,
+    the execution API on ``api_port``, no examples, the venv's ``bin`` first on ``PATH``.
+
+    :param api_port: The api-server's port.
+    :param overrides: More variables, or other values (e.g. ``AIRFLOW__CORE__EXECUTOR="CeleryExecutor"``).
+    """
+    import sys
+
+    return {
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",  # lets the caller read the REST API
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        # Task runners start by the dozen on 2 shared cores and the API server then answers slowly. With the 5 s
+        # default a worker times out on PATCH .../run and retries it; the first call, finishing after the task
+        # deferred, sets it back to running, and the scheduler then fails it (Airflow 3.3.2, seen here).
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+        **overrides,
+    }
+
+
 def json_rows(output: str, key: str) -> list[dict[str, Any]]:
     """The JSON list of objects holding ``key`` in a command's output, whatever log lines surround it.
 

@@ -34,7 +34,6 @@ import re
 import shlex
 import signal
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -46,7 +45,7 @@ import pytest
 
 from airflow_provider_cftunnel.testing import CloudflareSimulator, default_scenario
 from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI
-from tests.integration.processes import Api, ProcessGroup, free_port, json_rows, tail
+from tests.integration.processes import Api, ProcessGroup, free_port, json_rows, loopback_airflow_env, tail
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -182,33 +181,15 @@ def airflow_stack(tmp_path: Path, simulator: CloudflareSimulator) -> Iterator[Ai
     connectors = [c["id"] for c in simulator.scenario["accounts"][0]["tunnels"][0]["connectors"]]
     assert len(connectors) == FLEET_SIZE
     api_port = free_port()
-    bin_dir = str(Path(sys.executable).parent)
-    env = {
-        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-        "AIRFLOW_CONN_CLOUDFLARE_DEFAULT": simulator.connection_json(),
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # the test unpauses it
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",  # lets the test read the REST API
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(api_port),
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        # 20 task runners start at once on 2 shared cores; the API server then answers slowly. With the 5 s
-        # default a worker times out on PATCH .../run and retries it; the first call, finishing after the
-        # task deferred, sets it back to running, and the scheduler then fails it (Airflow 3.3.2, seen here).
-        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
-        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-        "CFTUNNEL_FLEET_CONNECTORS": json.dumps(connectors),
-        "CFTUNNEL_FLEET_TUNNEL_ID": str(simulator.tunnel_id),
-        "CFTUNNEL_FLEET_POKE_INTERVAL": str(POKE_INTERVAL),
-        "CFTUNNEL_FLEET_TIMEOUT": str(SENSOR_TIMEOUT),
-        "NO_PROXY": "127.0.0.1,localhost",
-        "no_proxy": "127.0.0.1,localhost",
-    }
+    env = loopback_airflow_env(
+        api_port,
+        AIRFLOW_CONN_CLOUDFLARE_DEFAULT=simulator.connection_json(),
+        AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
+        CFTUNNEL_FLEET_CONNECTORS=json.dumps(connectors),
+        CFTUNNEL_FLEET_TUNNEL_ID=str(simulator.tunnel_id),
+        CFTUNNEL_FLEET_POKE_INTERVAL=str(POKE_INTERVAL),
+        CFTUNNEL_FLEET_TIMEOUT=str(SENSOR_TIMEOUT),
+    )
     # SQLite's default 5 s busy timeout is too short on a busy 2-core machine: a component that meets
     # "database is locked" dies (the triggerer did, here). Give every component 60 s.
     settings_dir = tmp_path / "pythonpath"

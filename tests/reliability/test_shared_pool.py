@@ -39,8 +39,14 @@ START_TIMEOUT = 120.0
 # -- the triggerer process ----------------------------------------------------------------------------------
 
 
-async def _triggerer(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Run deferred triggers on this process's tunnels for ``seconds``; count every poll's outcome."""
+async def triggerer_process(cfg: dict[str, Any]) -> dict[str, Any]:
+    """
+    One triggerer process of a shared-pool run (this test's, and ``bench/fleet.py``'s pool rows): deferred
+    triggers on its own tunnels for ``seconds``, every poll's outcome counted. It prints ``READY`` and starts at
+    the time the parent writes as ``GO <time.time()>`` on its standard input.
+
+    :param cfg: ``tunnels``, ``account_id``, ``interval`` and ``seconds``.
+    """
     from airflow_provider_cftunnel.exceptions import CloudflareRateLimitError
     from airflow_provider_cftunnel.triggers.tunnel import CloudflareTunnelConnectorTrigger, TunnelPoller
 
@@ -88,6 +94,7 @@ async def _triggerer(cfg: dict[str, Any]) -> dict[str, Any]:
         "requests": sum(poller.requests for poller in pollers),
         "ok_times": ok_times,
         "quota_waited_s": budget.quota_waited,
+        "waited_s": budget.waited,
         "pacing_episodes": quota.episodes if quota is not None else None,
         "latest_remaining": latest.remaining if latest is not None else None,
     }
@@ -221,4 +228,4 @@ def test_without_headers_the_processes_only_have_their_own_budget(pool_sim: Any)
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(_triggerer(json.loads(sys.argv[1])))), flush=True)
+    print(json.dumps(asyncio.run(triggerer_process(json.loads(sys.argv[1])))), flush=True)
