@@ -349,23 +349,25 @@ class RateLimiter:
             window.popleft()
         return window
 
-    def _state(self, pool: str, now: float) -> RateDecision:
+    def _window(self, pool: str, now: float) -> tuple[int, deque[float], RateDecision | None]:
+        """The limit, the pool's window now, and the decision if the pool is locked out (else ``None``)."""
         limit = self.requests
         assert limit is not None
         window = self._expire(pool, now)
         until = self._locked_until.get(pool)
-        if until is not None:
-            return RateDecision(until - now, 0, until - now)
+        return limit, window, None if until is None else RateDecision(until - now, 0, until - now)
+
+    def _state(self, pool: str, now: float) -> RateDecision:
+        limit, window, locked = self._window(pool, now)
+        if locked is not None:
+            return locked
         reset = window[-1] + self.period - now if window else 0.0
         return RateDecision(None, max(0, limit - len(window)), reset)
 
     def _count(self, pool: str, now: float) -> RateDecision:
-        limit = self.requests
-        assert limit is not None
-        window = self._expire(pool, now)
-        until = self._locked_until.get(pool)
-        if until is not None:
-            return RateDecision(until - now, 0, until - now)
+        limit, window, locked = self._window(pool, now)
+        if locked is not None:
+            return locked
         if len(window) >= limit:
             self._locked_until[pool] = now + self.period
             self.lockouts += 1
