@@ -107,13 +107,9 @@ def test_hint(cls, codes, overrides, expected):
 
 
 def test_errors_module_stays_light():
-    import subprocess
-    import sys
+    from tests.import_probe import modules_added
 
-    probe = (
-        "import sys, json; import airflow_provider_cftunnel.exceptions; before = set(sys.modules); "
-        "import airflow_provider_cftunnel.errors; "
-        "print(json.dumps(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in ('requests', 'urllib3'))))"
+    loaded = modules_added(
+        "import airflow_provider_cftunnel.errors", setup="import airflow_provider_cftunnel.exceptions"
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
-    assert out.strip().splitlines()[-1] == "[]"
+    assert [m for m in loaded if m.split(".")[0] in ("requests", "urllib3")] == []

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import textwrap
 from typing import TYPE_CHECKING
 
 import pytest
 import requests
+
+from tests.import_probe import modules_added, outside_stdlib
 
 if TYPE_CHECKING:
     from airflow_provider_cftunnel.testing import CloudflareSimulator
@@ -66,28 +67,9 @@ def test_fixtures_stop_their_simulators(pytester: pytest.Pytester) -> None:
             requests.get(f"http://127.0.0.1:{port}/__simulator__/health", timeout=2)
 
 
-def run_python(code: str) -> str:
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    return done.stdout
-
-
 def test_importing_the_package_loads_only_the_standard_library() -> None:
-    code = textwrap.dedent(
-        """
-        import json, sys
-        before = set(sys.modules)
-        import airflow_provider_cftunnel.testing
-        new = sorted(set(sys.modules) - before)
-        print(json.dumps(new))
-        """
-    )
-    new = json.loads(run_python(code))
-    third_party = [
-        name
-        for name in new
-        if name.split(".")[0] not in sys.stdlib_module_names and not name.startswith("airflow_provider_cftunnel")
-    ]
-    assert third_party == []
+    new = modules_added("import airflow_provider_cftunnel.testing")
+    assert outside_stdlib(new) == []
     assert not any(name == "airflow" or name.startswith("airflow.") for name in new)
 
 
@@ -100,18 +82,9 @@ PLUGIN_MODULES = [
 
 def test_plugin_module_loads_nothing_beyond_the_standard_library() -> None:
     """pytest loads the plugin in every session of an environment with the provider: it must cost nothing."""
-    code = textwrap.dedent(
-        """
-        import json, sys
-        import pytest  # pytest has loaded itself before it loads a plugin
-        before = set(sys.modules)
-        import airflow_provider_cftunnel.testing.pytest_plugin
-        print(json.dumps(sorted(set(sys.modules) - before)))
-        """
-    )
-    new = json.loads(run_python(code))
-    outside_stdlib = [name for name in new if name.split(".")[0] not in sys.stdlib_module_names]
-    assert outside_stdlib == PLUGIN_MODULES
+    # pytest has loaded itself before it loads a plugin
+    new = modules_added("import airflow_provider_cftunnel.testing.pytest_plugin", setup="import pytest")
+    assert [name for name in new if name.split(".")[0] not in sys.stdlib_module_names] == PLUGIN_MODULES
 
 
 def test_plugin_stays_inert_until_a_fixture_is_used(pytester: pytest.Pytester) -> None:
