@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import random
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -34,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_cftunnel.exceptions import CloudflareAPIError, CloudflareRateLimitError
+from airflow_provider_cftunnel.exceptions import CloudflareAPIError
 from airflow_provider_cftunnel.hooks import check_hook_params
 
 try:  # Airflow 3.0+; on 2.11 the class still imports, but AssetWatcher (and so this trigger) does not exist
@@ -47,8 +46,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CloudflareTunnelHealthTrigger", "health_changes"]
 
-#: Longest wait between two polls after repeated transient errors, in seconds.
-MAX_BACKOFF = 300.0
 #: The state store keeps one value per first hex digit of the tunnel id, so no value grows past its size limit,
 #: under a prefix of the watcher's own selection and rule: several watchers may share an asset (and so its store),
 #: and a watcher whose selection changed must not take another selection's tunnels for its own.
@@ -211,7 +208,7 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
             hook raises them), which end the watcher with the error in the triggerer log.
         """
         from airflow_provider_cftunnel.health import describe_unhealthy, parse_tunnel_ids
-        from airflow_provider_cftunnel.triggers.tunnel import TunnelPoller, _async_hook
+        from airflow_provider_cftunnel.triggers.tunnel import TunnelPoller, _async_hook, poll_delay
 
         rule = self._rule()
         tunnel_ids = parse_tunnel_ids(self.tunnel_ids)
@@ -239,9 +236,7 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
                     self.log.error("Stopping the tunnel health watcher of %s: %s", where, error)
                     raise
                 failures += 1
-                delay = min(MAX_BACKOFF, delay * 2 ** min(failures, 16)) * (0.5 + random.random() / 2)
-                if isinstance(error, CloudflareRateLimitError) and error.retry_after:
-                    delay = max(delay, error.retry_after)
+                delay = poll_delay(delay, failures, error)
                 self.log.warning(
                     "Tunnel health poll failed (%s); not a health change, retrying in %.0f s", error, delay
                 )

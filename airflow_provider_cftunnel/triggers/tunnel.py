@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_cftunnel.hooks.cloudflare import CloudflareCredentials, CloudflareHook
 
-__all__ = ["CloudflareTunnelConnectorTrigger", "RequestBudget", "TunnelPoller"]
+__all__ = ["CloudflareTunnelConnectorTrigger", "RequestBudget", "TunnelPoller", "poll_delay"]
 
 #: Longest wait between two polls of a tunnel after repeated transient errors, in seconds.
 MAX_BACKOFF = 300.0
@@ -291,13 +291,26 @@ class TunnelPoller:
 
     def _delay(self, outcome: PollOutcome) -> float:
         """Seconds until the next poll: the shortest interval asked, longer after transient errors."""
-        delay = min(self.intervals)
-        if self._failures:
-            backoff = min(MAX_BACKOFF, delay * 2 ** min(self._failures, 16))
-            delay = max(delay, backoff * (0.5 + random.random() / 2))
-        if isinstance(outcome.error, CloudflareRateLimitError) and outcome.error.retry_after:
-            delay = max(delay, outcome.error.retry_after)
-        return delay
+        return poll_delay(min(self.intervals), self._failures, outcome.error)
+
+
+def poll_delay(interval: float, failures: int, error: CloudflareAPIError | None) -> float:
+    """
+    Seconds until the next poll of a poller that polls every ``interval`` seconds: after ``failures`` transient
+    errors in a row, a jittered exponential backoff (at most :data:`MAX_BACKOFF`), and never sooner than a 429's
+    ``Retry-After``. The connector triggers' pollers and the health trigger both wait this long.
+
+    :param interval: The poll interval, in seconds.
+    :param failures: Transient errors in a row (0: the last poll worked).
+    :param error: The last poll's error, if any.
+    """
+    delay = interval
+    if failures:
+        backoff = min(MAX_BACKOFF, interval * 2 ** min(failures, 16))
+        delay = max(interval, backoff * (0.5 + random.random() / 2))
+    if isinstance(error, CloudflareRateLimitError) and error.retry_after:
+        delay = max(delay, error.retry_after)
+    return delay
 
 
 async def _async_hook(conn_id: str, hook_params: dict[str, Any] | None = None) -> CloudflareHook:

@@ -335,3 +335,13 @@ class TestRollingRestartAndTypedErrors:
         sim.set_connector(live=4)
         event = await first_event(sim_trigger(sim, hook_params={"timeout": [2, 3]}))
         assert event.payload["status"] == "success"
+
+
+def test_poll_delay_backs_off_on_transient_errors_and_honours_retry_after():
+    from airflow_provider_cftunnel.exceptions import CloudflareAPIError, CloudflareRateLimitError
+    from airflow_provider_cftunnel.triggers.tunnel import MAX_BACKOFF, poll_delay
+
+    assert poll_delay(5.0, 0, None) == 5.0
+    assert all(5.0 <= poll_delay(5.0, 3, CloudflareAPIError("502", status_code=502)) <= 40.0 for _ in range(50))
+    assert all(poll_delay(5.0, 30, None) <= MAX_BACKOFF for _ in range(50))
+    assert poll_delay(5.0, 0, CloudflareRateLimitError("slow down", retry_after=120.0)) == 120.0
