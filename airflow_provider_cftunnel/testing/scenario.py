@@ -34,6 +34,8 @@ Format (JSON; comments are explanations, not part of the format)::
           "accounts": null,                   // owner "user": account ids it may read; null = all
           "status": "active",                 // "active", "disabled" or "expired"
           "tunnel_read": true,                // false: tunnel endpoints answer 403 code 10000
+          "tunnels": null,                    // per-tunnel permissions (2026-09): the tunnel ids it may read;
+                                              // the list leaves out the others, and reading one answers 403 9109
           "expires_on": null,                 // optional RFC 3339 strings, echoed by the verify endpoints
           "not_before": null,
           "user": null                        // optional: whose rate-limit pool it draws from (default: the
@@ -202,7 +204,19 @@ _TOP_KEYS = frozenset(
     }
 )
 _TOKEN_KEYS = frozenset(
-    {"token", "id", "owner", "account_id", "accounts", "status", "tunnel_read", "expires_on", "not_before", "user"}
+    {
+        "token",
+        "id",
+        "owner",
+        "account_id",
+        "accounts",
+        "status",
+        "tunnel_read",
+        "tunnels",
+        "expires_on",
+        "not_before",
+        "user",
+    }
 )
 _KEY_KEYS = frozenset({"email", "key", "accounts", "user"})
 _ACCOUNT_KEYS = frozenset({"id", "name", "tunnels"})
@@ -674,6 +688,11 @@ def normalize_token(raw: Any, where: str, default_account_id: str | None) -> dic
     tunnel_read = raw.get("tunnel_read", True)
     if not isinstance(tunnel_read, bool):
         raise ScenarioError(f"{where}.tunnel_read must be a boolean, got {tunnel_read!r}")
+    tunnels = raw.get("tunnels")
+    if tunnels is not None:
+        if not isinstance(tunnels, list) or not all(isinstance(t, str) and UUID_RE.match(t) for t in tunnels):
+            raise ScenarioError(f"{where}.tunnels must be null or a list of lower-case tunnel UUIDs, got {tunnels!r}")
+        tunnels = list(tunnels)
     account_id: str | None = None
     accounts: list[str] | None = None
     if owner == "account":
@@ -696,6 +715,7 @@ def normalize_token(raw: Any, where: str, default_account_id: str | None) -> dic
             "accounts": accounts,
             "status": status,
             "tunnel_read": tunnel_read,
+            "tunnels": tunnels,
             "expires_on": _optional_str(raw.get("expires_on"), f"{where}.expires_on"),
             "not_before": _optional_str(raw.get("not_before"), f"{where}.not_before"),
         },
