@@ -161,7 +161,7 @@ async def test_a_watcher_that_joins_later_takes_its_baseline_from_the_next_poll(
 
 
 async def test_different_intervals_or_connections_poll_apart(fleet):
-    sim, ids = fleet
+    _, ids = fleet
     run = Watchers(
         [
             CloudflareTunnelHealthTrigger(tunnel_ids=[ids[0]], poll_interval=0.2),
@@ -200,7 +200,8 @@ async def test_a_scoped_token_watcher_reports_hidden_ids_once_never_as_deleted(f
     await run.stop()
     assert [(e["tunnel_id"], e["status"]) for e in run.events[0]] == [(ids[1], "down")]
     hidden = sim.requests_matching(ids[40] + "$")
-    assert hidden and {r.status for r in hidden} == {403}
+    assert hidden
+    assert {r.status for r in hidden} == {403}
     logged = capsys.readouterr().out
     assert "Watching 4 tunnel(s) of the connection's account every 0.2 s" in logged
     assert "Baseline of 4 tunnel(s) of the connection's account: 1 of 4 tunnel(s) unhealthy" in logged
