@@ -239,8 +239,7 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
         Subscribe to the shared poll of this process (Airflow before 3.3, or outside the triggerer) and yield one
         event per change, as :meth:`filter_shared_stream` does; forever.
         """
-        poller = HealthPoller.for_key(stream_key(self.serialize()[1]))
-        async with aclosing(poller.results()) as results:
+        async with aclosing(self._poller().results()) as results:
             events = self.filter_shared_stream(results)
             try:
                 async for event in events:
@@ -261,7 +260,7 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
 
         check_hook_params(self.hook_params)
         demand = make_demand(self.tunnel_ids, self.name_prefix, self._rule(), check_max_age(self.connections_max_age))
-        poller = HealthPoller.for_key(stream_key(self.serialize()[1]))
+        poller = self._poller()
         handle = poller.register(demand)
         try:
             previous = await self._load_state()
@@ -318,6 +317,10 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
                 previous = current
         finally:
             poller.unregister(handle)
+
+    def _poller(self) -> HealthPoller:
+        """The poll this watcher registers with and (before 3.3) subscribes to: its key's, in this event loop."""
+        return HealthPoller.for_key(stream_key(self.serialize()[1]))
 
     def _describe_selection(self, demand: Demand) -> str:
         account = f"account {self.account_id}" if self.account_id else "the connection's account"
