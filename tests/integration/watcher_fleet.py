@@ -84,6 +84,8 @@ class WatcherFleet:
                 # restarted watchers of one key join their shared stream before its first poll
                 "AIRFLOW__TRIGGERER__SHARED_STREAM_COHORT_GRACE_PERIOD": "2",
                 "AIRFLOW__CORE__PARALLELISM": "8",
+                # room for every watcher: at exactly its capacity a triggerer logs "reached the maximum" every loop
+                "AIRFLOW__TRIGGERER__CAPACITY": str(max(1000, 2 * len(fleet))),
                 **extra,
                 **(env or {}),
             },
