@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -16,8 +15,7 @@ import pytest
 
 from airflow_provider_cftunnel.operators.tunnel import CloudflareTunnelLink, tunnel_dashboard_url
 from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI
-
-EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
+from tests.dag_runs.runs import EXAMPLE_DAGS, task_states, xcoms
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -26,32 +24,10 @@ def cli_for(airflow_home: Path, sim, **env: str) -> AirflowCLI:
     environment = {
         **sim.airflow_env(),
         "CFTUNNEL_TUNNEL_ID": sim.tunnel_id,
-        "CFTUNNEL_CONNECTOR_ID": sim.connector_id,
         "CFTUNNEL_POKE_INTERVAL": "1",
         **env,
     }
     return AirflowCLI(airflow_home, EXAMPLE_DAGS, environment)
-
-
-def xcoms(airflow_home: Path, dag_id: str) -> dict[tuple[str, str], object]:
-    """The XComs of the DAG's latest run, read from the metadata database as Airflow stored them."""
-    with sqlite3.connect(airflow_home / "airflow.db") as db:
-        (run_id,) = db.execute(
-            "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
-        ).fetchone()
-        rows = db.execute("SELECT task_id, key, value FROM xcom WHERE dag_id = ? AND run_id = ?", (dag_id, run_id))
-        return {
-            (task, key): json.loads(value) if isinstance(value, str | bytes) else value for task, key, value in rows
-        }
-
-
-def task_states(airflow_home: Path, dag_id: str) -> dict[str, str]:
-    with sqlite3.connect(airflow_home / "airflow.db") as db:
-        (run_id,) = db.execute(
-            "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
-        ).fetchone()
-        rows = db.execute("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", (dag_id, run_id))
-        return dict(rows)
 
 
 def flat(text: str) -> str:
@@ -152,6 +128,12 @@ def test_health_check_fails_and_the_alert_names_the_tunnel_that_is_down(airflow_
         "all_healthy": "upstream_failed",
     }
     assert f"1 of 3 tunnel(s) unhealthy: prod-web-2 ({ids[1]}): status is down (needs healthy)" in output
+    assert "Cloudflare Tunnel health: 2 of 3 tunnel(s) healthy" in output
+    # the table: a line of its own per unhealthy tunnel, columns aligned under the header
+    header = re.search(r"NAME +ID +STATUS +LIVE +WHY", result.stdout)
+    row = re.search(rf"prod-web-2 +{ids[1]} +down +- +status is down \(needs healthy\)", result.stdout)
+    assert header is not None, result.stdout[-3000:]
+    assert row is not None, result.stdout[-3000:]
     assert "ALERT: 1 of 3 Cloudflare Tunnel(s) unhealthy" in output
     assert f"- prod-web-2 ({ids[1]}): status is down (needs healthy)" in output
     stored = xcoms(airflow_home, "example_cftunnel_health_check")
