@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import takewhile
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 from airflow.providers.common.compat.sdk import BaseHook
@@ -22,12 +22,12 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from airflow_provider_cftunnel import __version__
-from airflow_provider_cftunnel.errors import describe_transport_error, error_class, format_errors, hint
 from airflow_provider_cftunnel.exceptions import (
     CloudflareAPIError,
     CloudflareAuthError,
     CloudflareConfigError,
-    CloudflareRateLimitError,
+    decode_answer,
+    describe_transport_error,
 )
 from airflow_provider_cftunnel.models import Tunnel, TunnelConnector, show_value, validate_account_id, validate_uuid
 from airflow_provider_cftunnel.ratelimit import (
@@ -545,51 +545,20 @@ class CloudflareHook(BaseHook):
         return quota.take_handed_over() or quota.wait(max_wait=self.max_retry_after)
 
     def _envelope(self, response: requests.Response, body: bytes, path: str) -> dict[str, Any]:
-        status = response.status_code
-        if 300 <= status < 400:
-            location = response.headers.get("Location", "")
-            target = urlsplit(location).netloc or "the same host"
-            raise CloudflareAPIError(
-                f"Cloudflare API answered HTTP {status} with a redirect to {target} for {path}; redirects "
-                "are not followed, so credentials never leave the configured host. Check the connection's "
-                "API base URL (host field).",
-                status_code=status,
-            )
-        try:
-            envelope = response.json() if body else None
-        except ValueError:
-            envelope = None
-        if not isinstance(envelope, dict):
-            content_type = response.headers.get("Content-Type", "unknown content type").split(";")[0]
-            kind = "an empty response" if not body else f"a non-JSON response ({content_type}, {len(body)} bytes)"
-            raise error_class(status, ())(
-                f"Cloudflare API returned {kind} with HTTP {status} for {path}"
-                + (" - likely a gateway or proxy error" if status >= 500 else ""),
-                status_code=status,
-                transient=status >= 500 or 200 <= status < 300,
-            )
-        errors = [e for e in _list(envelope.get("errors")) if isinstance(e, dict)]
-        if 200 <= status < 300 and envelope.get("success") is not False:
-            return envelope
-        codes = {e["code"] for e in errors if isinstance(e.get("code"), int)}
-        cls = error_class(status, codes)
-        credentials = self.credentials
-        message = self._redact(format_errors(status, errors)) + hint(
-            cls,
-            codes,
+        status, credentials = response.status_code, self.credentials
+        return decode_answer(
+            status,
+            body,
+            response.headers,
             path,
             uses_global_key=credentials.uses_global_key,
             rate_limit=(credentials.rate_limit_requests, credentials.rate_limit_period),
             retries=_retries_made(response),
+            retry_after=parse_retry_after(response.headers.get("Retry-After"), self.max_retry_after)
+            if status == 429
+            else None,
+            redact=self._redact,
         )
-        if cls is CloudflareRateLimitError:
-            raise CloudflareRateLimitError(
-                message,
-                status_code=status,
-                errors=errors,
-                retry_after=parse_retry_after(response.headers.get("Retry-After"), self.max_retry_after),
-            )
-        raise cls(message, status_code=status, errors=errors)
 
     def _redact(self, text: str) -> str:
         credentials = self._preset_credentials or self.__dict__.get("credentials")
@@ -612,11 +581,6 @@ class CloudflareHook(BaseHook):
         if not isinstance(result, list) or not all(isinstance(item, dict) for item in result):
             raise CloudflareAPIError(f"Cloudflare API returned an unexpected {what} list: expected a list of objects")
         return result
-
-
-def _list(value: Any) -> list[Any]:
-    """``value`` if it is a list, else an empty one (Cloudflare's lists may come as anything, or not at all)."""
-    return value if isinstance(value, list) else []
 
 
 def _is_number(value: Any) -> bool:
