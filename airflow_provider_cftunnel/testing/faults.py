@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
-from airflow_provider_cftunnel.testing.api import Response, dumps, error_body
+from airflow_provider_cftunnel.testing.wire import Response, dumps, error_body
 
 __all__ = ["FAULT_KINDS", "RENDERED_KINDS", "Fault", "FaultSet", "default_message"]
 

@@ -15,9 +15,10 @@ import json
 import math
 import os
 import random
-import re
 import uuid
 from typing import Any
+
+from airflow_provider_cftunnel.testing.wire import ACCOUNT_ID_RE, UUID_RE
 
 __all__ = [
     "DEFAULT_ACCOUNT_ID",
@@ -70,8 +71,6 @@ DEFAULT_FEATURES = ("ha-origin", "management_logs", "serialized_headers")
 MAX_CONNECTORS_PER_TUNNEL = 25
 
 TOKEN_STATUSES = ("active", "disabled", "expired")
-ACCOUNT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _ID_NAMESPACE = uuid.UUID("0b6f3a52-3c2e-4b1e-9a55-8f1d7c1f0c11")
 
 _TOP_KEYS = frozenset(
