@@ -86,7 +86,8 @@ class CloudflareCredentials:
         if requests_allowed < 1 or not period > 0:
             raise CloudflareConfigError(
                 "The connection's rate_limit_requests must be a whole number >= 1 and rate_limit_period a "
-                "number of seconds > 0 (Cloudflare's limit: 1200 per 300)."
+                f"number of seconds > 0 (Cloudflare's limit: {DEFAULT_RATE_LIMIT_REQUESTS} per "
+                f"{DEFAULT_RATE_LIMIT_PERIOD:g})."
             )
         return cls(
             secret=secret,
