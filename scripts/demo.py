@@ -174,7 +174,8 @@ def printed_lines(home: Path, run_id: str) -> list[str]:
                 entry = json.loads(raw)
             except ValueError:
                 continue
-            if isinstance(entry, dict) and entry.get("logger") == "task.stdout":
+            # the example logs to the task logger ("airflow.task"); "task.stdout" is what print would give
+            if isinstance(entry, dict) and entry.get("logger") in ("airflow.task", "task.stdout"):
                 lines.append(str(entry.get("event")))
     return lines
 
