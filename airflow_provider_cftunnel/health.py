@@ -261,7 +261,9 @@ def describe_unhealthy(verdicts: Iterable[TunnelHealth], limit: int = MAX_NAMED_
 
 def describe_unhealthy_lines(verdicts: Iterable[TunnelHealth], limit: int = MAX_NAMED_IN_MESSAGE) -> list[str]:
     """
-    The unhealthy tunnels as a table, one line each (a log line per tunnel, which a log view never cuts)::
+    Describe the unhealthy tunnels as a table, one line per tunnel (a log line each, which a log view never cuts).
+
+    For example::
 
         NAME        ID                                    STATUS  LIVE  WHY
         prod-web-2  c1744f8b-faa1-48a4-9e5c-02ac921467fa  down    -     status is down (needs healthy)

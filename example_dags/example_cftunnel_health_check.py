@@ -46,9 +46,11 @@ UUID_LIST = rf"^\s*{UUID}([ ,]+{UUID})*[ ,]*$"
 
 def selection_from_env() -> dict[str, str | None]:
     """
-    The default selection: ``CFTUNNEL_TUNNEL_IDS``, else ``CFTUNNEL_NAME_PREFIX``, else ``CFTUNNEL_TUNNEL_ID``,
-    else every tunnel. Only one of ``tunnel_ids`` and ``name_prefix`` is ever set, so no mix of variables
-    makes the check fail with "Give tunnel_ids or name_prefix, not both".
+    Choose the default tunnels from the environment, first match wins.
+
+    ``CFTUNNEL_TUNNEL_IDS``, else ``CFTUNNEL_NAME_PREFIX``, else ``CFTUNNEL_TUNNEL_ID``, else every tunnel. Only
+    one of ``tunnel_ids`` and ``name_prefix`` is ever set, so no mix of variables makes the check fail with
+    "Give tunnel_ids or name_prefix, not both".
     """
     ids = (os.environ.get("CFTUNNEL_TUNNEL_IDS") or "").strip()
     prefix = os.environ.get("CFTUNNEL_NAME_PREFIX") or ""

@@ -56,9 +56,11 @@ ASSET_NAME = "cftunnel_tunnel_health"
 
 def selection_from_env() -> dict[str, object]:
     """
-    The trigger's selection: ``CFTUNNEL_TUNNEL_IDS``, else ``CFTUNNEL_NAME_PREFIX``, else ``CFTUNNEL_TUNNEL_ID``,
-    else every tunnel (the health check's precedence, so both look at the same tunnels). A malformed id fails
-    the parse, so it shows as an import error.
+    Choose the tunnels to watch from the environment, first match wins.
+
+    ``CFTUNNEL_TUNNEL_IDS``, else ``CFTUNNEL_NAME_PREFIX``, else ``CFTUNNEL_TUNNEL_ID``, else every tunnel (the
+    health check's precedence, so both look at the same tunnels). A malformed id fails the parse, so it shows
+    as an import error.
     """
     from airflow_provider_cftunnel.health import parse_tunnel_ids
 

@@ -62,7 +62,7 @@ def no_interrupts() -> Iterator[None]:
 
 
 def pick_port(wanted: int) -> int:
-    """``wanted`` if free on 127.0.0.1, else (or for 0) a free port."""
+    """Return ``wanted`` if it is free on 127.0.0.1, else (or for 0) a free port."""
     from tests.integration.processes import free_port
 
     if wanted == 0:
@@ -76,14 +76,14 @@ def pick_port(wanted: int) -> int:
 
 
 def scenario() -> dict[str, object]:
-    """The deploy gate's tunnel (connector up after ``GATE_UP_AFTER`` s) and the fleet, one tunnel down."""
+    """Build the world: the deploy gate's tunnel (up after ``GATE_UP_AFTER`` s) and the fleet, one tunnel down."""
     world = default_scenario(up_after=GATE_UP_AFTER, connections=4)
     world["fleets"] = [{"prefix": FLEET_PREFIX, "count": FLEET_SIZE, "statuses": {"down": 1}}]
     return world
 
 
 def login_token(api_url: str, password: str) -> str:
-    """A JWT for the REST API, from the simple auth manager's login endpoint."""
+    """Log in through the simple auth manager's endpoint; return a JWT for the REST API."""
     import httpx
 
     response = httpx.post(
@@ -110,6 +110,7 @@ def wait_for_api(api_url: str, airflow: object, timeout: float = 240.0) -> None:
 
 
 def print_guide(api_url: str, password: str, sim: SimulatorProcess, root: Path) -> None:
+    """Print the URL, the login and what to try."""
     statuses = sim.control("GET", "/tunnel-statuses")
     fleet = [fleet_tunnel_id(str(sim.account_id), FLEET_PREFIX, i) for i in range(FLEET_SIZE)]
     down = next((f"{FLEET_PREFIX}{i + 1}" for i, t in enumerate(fleet) if statuses.get(t) == "down"), "one")

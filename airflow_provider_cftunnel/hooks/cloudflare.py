@@ -182,7 +182,7 @@ class CloudflareHook(BaseHook):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """The extra fields of the connection form, for Airflow 2.11 to 3.1 (2.11's form runs the validators)."""
+        """Return the extra fields of the connection form, for Airflow 2.11 to 3.1 (2.11's form runs the validators)."""
         from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
         from flask_babel import lazy_gettext
         from wtforms import StringField
@@ -378,7 +378,7 @@ class CloudflareHook(BaseHook):
             return False, self._redact(f"Connection test failed: {type(error).__name__}: {error}")
 
     def _bounded_for_test(self) -> CloudflareHook:
-        """A hook on the same credentials whose timeouts, retries and waits are within ``TEST_CONNECTION_*``."""
+        """Return a hook on the same credentials whose timeouts, retries and waits are within ``TEST_CONNECTION_*``."""
         connect, read = self.timeout if isinstance(self.timeout, tuple) else (self.timeout, self.timeout)
         return type(self).from_credentials(
             self.credentials,
@@ -390,7 +390,7 @@ class CloudflareHook(BaseHook):
         )
 
     def _test_connection(self) -> tuple[bool, str]:
-        """:meth:`test_connection`'s requests, on this hook's settings; raises what they raise."""
+        """Make :meth:`test_connection`'s requests with this hook's settings; raise what they raise."""
         try:
             credentials = self.credentials
             account_id = self.account() if credentials.account_id else None
