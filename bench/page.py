@@ -20,7 +20,7 @@ IMG = ROOT / "docs" / "img"
 #: Cloudflare's limit the figures are set against: 1,200 requests per 300 s per user.
 CF_REQUESTS, CF_PERIOD = 1200, 300.0
 
-_BLOCK = re.compile(r"<!-- bench:(?P<name>[\w-]+):start -->\n.*?<!-- bench:(?P=name):end -->\n", re.DOTALL)
+_BLOCK = re.compile(r"<!-- bench:(?P<name>[\w-]+):start -->\n.*?<!-- bench:(?P=name):end -->(?:\n|\Z)", re.DOTALL)
 
 
 def fmt(x: float | None, digits: int = 1) -> str:
@@ -75,7 +75,7 @@ def save(fig: Any, name: str) -> str:
 
 def blocks(text: str) -> list[str]:
     """Return the marked sections of a page (``<!-- bench:NAME:start -->`` ... ``end -->``), in page order."""
-    return [match.group(0) for match in _BLOCK.finditer(text)]
+    return [match.group(0).rstrip("\n") + "\n" for match in _BLOCK.finditer(text)]
 
 
 def write_block(name: str, lines: list[str], doc: Path = DOC) -> Path:
@@ -89,7 +89,7 @@ def write_block(name: str, lines: list[str], doc: Path = DOC) -> Path:
     block = "\n".join([f"<!-- bench:{name}:start -->", *lines, f"<!-- bench:{name}:end -->"]) + "\n"
     text = doc.read_text() if doc.exists() else ""
     marker = re.escape(name)
-    pattern = re.compile(rf"<!-- bench:{marker}:start -->\n.*?<!-- bench:{marker}:end -->\n", re.DOTALL)
+    pattern = re.compile(rf"<!-- bench:{marker}:start -->\n.*?<!-- bench:{marker}:end -->(?:\n|\Z)", re.DOTALL)
     if pattern.search(text):
         text = pattern.sub(lambda _: block, text, count=1)
     else:

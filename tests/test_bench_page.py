@@ -67,3 +67,16 @@ def test_without_marked_sections_the_page_ends_with_the_generated_text(bench: An
     assert "hand edited" not in text
     assert text.endswith("None: every target held in this run.\n")
     assert "<!-- bench:" not in text
+
+
+def test_a_block_that_ends_the_file_without_a_newline_is_kept(bench: Any, tmp_path: Path) -> None:
+    common, page, report = bench
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# old page\n\n<!-- bench:watchers:start -->\n## Watchers\n<!-- bench:watchers:end -->")
+    report.write(_results(common), doc=doc)
+    assert doc.read_text().endswith(
+        "held in this run.\n\n<!-- bench:watchers:start -->\n## Watchers\n<!-- bench:watchers:end -->\n"
+    )
+    page.write_block("watchers", ["## Watchers, again"], doc=doc)
+    assert doc.read_text().count("<!-- bench:watchers:start -->") == 1
+    assert "## Watchers, again\n<!-- bench:watchers:end -->\n" in doc.read_text()
