@@ -63,7 +63,7 @@ def no_interrupts() -> Iterator[None]:
 
 def pick_port(wanted: int) -> int:
     """Return ``wanted`` if it is free on 127.0.0.1, else (or for 0) a free port."""
-    from tests.integration.processes import free_port
+    from tests.support.processes import free_port
 
     if wanted == 0:
         return free_port()
@@ -152,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         raise Stop
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    from tests.integration.local_airflow import LocalAirflow, LocalAirflowError
-    from tests.integration.processes import Api
+    from tests.support.airflow import LocalAirflow, LocalAirflowError, api_server
+    from tests.support.processes import Api
 
     shutil.rmtree(root, ignore_errors=True)
     logs = root / "logs"
@@ -194,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
             },
             log_dir=logs,
         )
+        # LocalAirflow picks a free port: put the api-server on the one chosen here (its env says so above)
         airflow.api_port = port
+        airflow.components["api-server"].args = api_server(port)
         print(f"preparing Airflow in {home} (SQLite)", flush=True)
         airflow.migrate()
         added = airflow.cli.run("connections", "add", "cloudflare_default", "--conn-json", sim.connection_json())

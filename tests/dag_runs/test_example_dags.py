@@ -6,8 +6,6 @@ import json
 import re
 import subprocess
 import sys
-import threading
-import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -15,7 +13,9 @@ import pytest
 
 from airflow_provider_cftunnel.operators.tunnel import CloudflareTunnelLink, tunnel_dashboard_url
 from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI
-from tests.dag_runs.runs import EXAMPLE_DAGS, task_states, xcoms
+from tests.support.dag_runs import bring_up_after_first_poll, task_states, xcoms
+
+EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -42,21 +42,6 @@ def shown(output: str) -> str:
     is Airflow's leak, not the provider's, and the provider sends none of its own.
     """
     return "\n".join(line for line in output.splitlines() if "MaskSecret(" not in line)
-
-
-def bring_up_after_first_poll(sim, delay: float) -> threading.Thread:
-    """Start the connector ``delay`` seconds after the sensor's first request (Airflow's start-up varies)."""
-
-    def run() -> None:
-        deadline = time.monotonic() + 120
-        while not sim.requests_matching(sim.tunnel_id) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(delay)
-        sim.set_connector(live=4)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
 
 
 def test_deploy_gate_waits_for_the_tunnel_then_deploys(airflow_home, cloudflare_simulator_factory):

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+from pathlib import Path
 
 import pytest
 
-from tests.dag_runs.runs import EXAMPLE_DAGS
+EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 
 UUID_A = "c1744f8b-faa1-48a4-9e5c-02ac921467fa"
 UUID_B = "0f7c5c8e-2d44-4f53-9d1b-7b9a1c2e3f40"

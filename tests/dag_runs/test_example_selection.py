@@ -13,11 +13,14 @@ import json
 import subprocess
 import sys
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 
 from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI
-from tests.dag_runs.runs import EXAMPLE_DAGS, task_states, xcoms
+from tests.support.dag_runs import task_states, xcoms
+
+EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
