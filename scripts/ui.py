@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         raise Stop
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    # Ctrl-C stops it even when started where SIGINT is ignored (a background job of a non-interactive shell)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from tests.support.airflow import LocalAirflow, LocalAirflowError, api_server
     from tests.support.processes import Api
 
