@@ -228,6 +228,7 @@ _CONNECTOR_KEYS = frozenset(
         "timeline",
         "up_after",
         "connections",
+        "ready",
     }
 )
 
@@ -394,7 +395,7 @@ def normalize_connector(raw: Any, where: str, default_id: str) -> dict[str, Any]
     for key, val in (("version", version), ("arch", arch), ("origin_ip", origin_ip)):
         if not isinstance(val, str):
             raise ScenarioError(f"{where}.{key} must be a string, got {val!r}")
-    return {
+    normalized = {
         "id": connector_id,
         "version": version,
         "arch": arch,
@@ -404,6 +405,11 @@ def normalize_connector(raw: Any, where: str, default_id: str) -> dict[str, Any]
         "colos": list(colos),
         "timeline": timeline,
     }
+    if raw.get("ready") is not None:  # cloudflared's /ready (testing/cloudflared.py); absent: follows the timeline
+        from airflow_provider_cftunnel.testing.cloudflared import normalize_ready
+
+        normalized["ready"] = normalize_ready(raw["ready"], where)
+    return normalized
 
 
 def normalize_tunnel(raw: Any, where: str, default_id: str, default_name: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_cftunnel.exceptions import CloudflareAPIError, CloudflareAuthError, CloudflareConfigError
-from airflow_provider_cftunnel.sensors.tunnel import CloudflareTunnelConnectorSensor
+from airflow_provider_cftunnel.sensors.tunnel import TRIGGER_TIMEOUT_GRACE, CloudflareTunnelConnectorSensor
 from airflow_provider_cftunnel.triggers.tunnel import CloudflareTunnelConnectorTrigger
 
 
@@ -137,17 +137,25 @@ class TestDeferrable:
         deferred = info.value
         assert isinstance(deferred.trigger, CloudflareTunnelConnectorTrigger)
         assert deferred.method_name == "execute_complete"
-        assert deferred.timeout == timedelta(seconds=321)
-        assert deferred.trigger.serialize()[1] == {
+        # Airflow's own timeout comes later, so the trigger's timeout event (which says why) comes first
+        assert deferred.timeout == timedelta(seconds=321 + 7 + TRIGGER_TIMEOUT_GRACE)
+        kwargs = deferred.trigger.serialize()[1]
+        assert 320 < kwargs.pop("timeout_at") - time.time() <= 321
+        assert kwargs == {
             "tunnel_id": sim.tunnel_id,
             "account_id": sim.account_id,  # resolved from the connection, so the trigger needs no lookup for it
-            "connector_id": None,
-            "min_connections": 3,
+            "rule": {
+                "min_connections": 3,
+                "connector_id": None,
+                "started_after": None,
+                "min_colos": 1,
+                "stable_for": 0.0,
+            },
+            "ready_url": None,
             "cloudflare_conn_id": "cloudflare_default",
             "poll_interval": 7.0,
-            "min_colos": 1,
-            "started_after": None,
             "hook_params": {},
+            "last_reason": "not ready: no connector registered",
         }
 
     def test_bad_credentials_fail_before_deferring(self, sim, set_connection):
@@ -197,9 +205,9 @@ class TestRollingRestart:
         sensor = make_sensor(sim, deferrable=True, started_after="2999-01-01T00:00:00Z", min_colos=2)
         with pytest.raises(TaskDeferred) as info:
             sensor.execute({})
-        kwargs = info.value.trigger.serialize()[1]
-        assert kwargs["started_after"] == "2999-01-01T00:00:00+00:00"
-        assert kwargs["min_colos"] == 2
+        rule = info.value.trigger.serialize()[1]["rule"]
+        assert rule["started_after"] == "2999-01-01T00:00:00+00:00"
+        assert rule["min_colos"] == 2
 
     def test_malformed_started_after_is_a_clear_error(self, sim):
         with pytest.raises(CloudflareConfigError, match="started_after"):
