@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from airflow_provider_cftunnel.ready import ReadyAnswer
 
 __all__ = [
+    "CLOCK_TOLERANCE",
     "GateVerdict",
     "ReadinessClock",
     "ReadinessRule",
@@ -36,6 +37,10 @@ __all__ = [
     "parse_stable_for",
     "parse_started_after",
 ]
+
+#: Seconds by which ``stable_for`` may fall short when the gate decides: timers fire a little early, and a
+#: decision due exactly at ``held_since + stable_for`` must not wait another poll interval for rounding.
+CLOCK_TOLERANCE = 0.001
 
 
 def parse_started_after(value: Any) -> DateTime | None:
@@ -398,7 +403,7 @@ def evaluate(
     what = f"connector {connector.id} has {live} live connection(s) ({', '.join(colos) or 'no data centre named'})"
     if ready is not None:
         what += " and cloudflared's /ready agrees"
-    if held >= rule.stable_for:
+    if held + CLOCK_TOLERANCE >= rule.stable_for:
         suffix = f", held for {held:.0f} s" if rule.stable_for else ""
         return GateVerdict(True, what + suffix, connector, clock, 0.0)
     due = rule.stable_for - held
