@@ -4,20 +4,19 @@ A real ``cloudflared`` started with ``--metrics ADDR`` answers ``GET http://ADDR
 "readyConnections": N, "connectorId": "<uuid>"}`` while it holds a live edge connection, else 503. The
 simulator serves the same answer for each connector at ``/cloudflared/<connector_id>/ready`` (one URL per
 connector, as one metrics port per replica), computed from the connector's timeline, so the API and
-``/ready`` tell one story. A connector's scenario key ``ready`` shapes how ``/ready`` relates to the API:
+``/ready`` tell one story. A connector's scenario keys ``ready`` and ``flap`` (docs/simulator.md) shape it:
 
-* ``{"mode": "follow", "lag": 0}`` (the default): 200 while the connector has a live connection, with
-  ``lag`` seconds of delay (``/ready`` trails the API) or, negative, of lead (the API trails ``/ready``, as
-  when Cloudflare is slow to list a new connector).
+* ``{"mode": "follow", "lag": 0}`` (the default): 200 while the connector has a live connection, ``lag``
+  seconds late (``/ready`` trails the API) or, negative, early (the API lists the connector late: the
+  registration-to-routing lag of 15-30 s reported in 2026).
 * ``{"mode": "disagree"}``: 200 with 4 ready connections whatever the API shows (cloudflared's metrics claimed
   4 connections while the API showed none, in a 2026 report).
 * ``{"mode": "never"}``: always 503.
 * ``{"mode": "bogus"}``: 200 with an HTML page (a URL that is not cloudflared's metrics server).
 
-A flapping connector is a timeline that alternates live and pending entries (see
-:func:`flapping_timeline`); ``/ready`` follows it like the API does. A connector that has not started or is
-gone answers 503, where a real stopped ``cloudflared`` refuses the connection (inject a ``drop`` fault on the
-path to get that).
+A flapping connector (``flap``: its timeline alternates live and pending) flaps on ``/ready`` too. A connector
+that has not started or is gone answers 503, where a real stopped ``cloudflared`` refuses the connection
+(inject a ``drop`` fault on the path to get that).
 """
 
 from __future__ import annotations
@@ -26,64 +25,16 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cftunnel.testing.api import Response
+from airflow_provider_cftunnel.testing.wire import Response
 
 if TYPE_CHECKING:
     from airflow_provider_cftunnel.testing.state import Connector, SimulatorState
 
-__all__ = ["READY_MODES", "READY_PREFIX", "ReadyServer", "flapping_timeline", "normalize_ready"]
+__all__ = ["READY_PREFIX", "ReadyServer"]
 
 #: The path prefix of the connectors' ``/ready`` endpoints.
 READY_PREFIX = "/cloudflared/"
-#: How a connector's ``/ready`` relates to its timeline (see the module docstring).
-READY_MODES = ("follow", "disagree", "never", "bogus")
 _PATH_RE = re.compile(r"/cloudflared/([0-9a-f-]{36})/ready")
-
-
-def normalize_ready(raw: Any, where: str) -> dict[str, Any]:
-    """
-    Validate a connector's ``ready`` spec and return it with every key filled in.
-
-    :param raw: ``{"mode": ..., "lag": seconds}``.
-    :param where: names the connector in error messages.
-    :raises ValueError: (a ``ScenarioError`` from the caller's point of view) on a bad spec.
-    """
-    from airflow_provider_cftunnel.testing.scenario import ScenarioError
-
-    if not isinstance(raw, dict) or set(raw) - {"mode", "lag"}:
-        raise ScenarioError(f"{where}.ready must be an object with keys mode and lag, got {raw!r}")
-    mode = raw.get("mode", "follow")
-    if mode not in READY_MODES:
-        raise ScenarioError(f"{where}.ready.mode must be one of {', '.join(READY_MODES)}, got {mode!r}")
-    lag = raw.get("lag", 0)
-    if isinstance(lag, bool) or not isinstance(lag, int | float):
-        raise ScenarioError(f"{where}.ready.lag must be a number of seconds, got {lag!r}")
-    return {"mode": mode, "lag": float(lag)}
-
-
-def flapping_timeline(
-    start: float, *, up: float, down: float, cycles: int, live: int = 4, then_live: int | None = 4
-) -> list[dict[str, Any]]:
-    """
-    A connector timeline that comes up at ``start``, then ``cycles`` times drops to pending for ``down``
-    seconds after ``up`` seconds live, then stays with ``then_live`` live connections (``None``: pending).
-
-    :param start: When it first connects (seconds since the simulator started).
-    :param up: Seconds live in each cycle.
-    :param down: Seconds pending in each cycle.
-    :param cycles: How many drops.
-    :param live: Live connections while up.
-    :param then_live: Live connections after the last cycle.
-    """
-    timeline: list[dict[str, Any]] = []
-    at = start
-    for _ in range(cycles):
-        timeline.append({"at": at, "live": live, "pending": 0})
-        timeline.append({"at": at + up, "live": 0, "pending": live})
-        at += up + down
-    final = then_live if then_live is not None else 0
-    timeline.append({"at": at, "live": final, "pending": 0 if then_live is not None else live})
-    return timeline
 
 
 def _json(status: int, ready: int, connector_id: str) -> Response:

@@ -325,7 +325,7 @@ class TestRollingRestartAndTypedErrors:
         assert isinstance(error_from_event(event.payload), CloudflareAuthError)
 
     async def test_hook_params_are_used_by_the_poller(self, sim):
-        from airflow_provider_cftunnel.triggers.tunnel import _async_hook
+        from airflow_provider_cftunnel.hooks import hook_for_triggerer as _async_hook
 
         hook = await _async_hook("cloudflare_default", {"timeout": [2, 3], "max_retry_after": 7})
         assert (hook.timeout, hook.max_retries, hook.max_retry_after) == ((2.0, 3.0), 0, 7.0)
