@@ -10,6 +10,7 @@ a clock or a sleep.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -76,13 +77,16 @@ def parse_started_after(value: Any) -> DateTime | None:
 
 def parse_stable_for(value: Any) -> float:
     """
-    Read a ``stable_for`` argument: seconds (a number) or a :class:`~datetime.timedelta`.
+    Read a ``stable_for`` argument: seconds (a number, or a string of one: a rendered template) or a
+    :class:`~datetime.timedelta`.
 
     :param value: What the task was given.
-    :raises CloudflareConfigError: When it is negative or neither.
+    :raises CloudflareConfigError: When it is negative or none of these.
     """
     if isinstance(value, timedelta):
         value = value.total_seconds()
+    elif isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d*)?\s*", value):
+        value = float(value)
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0 or value == float("inf"):
         raise CloudflareConfigError(
             f"Invalid stable_for {show_value(value)}: expected seconds (0 or more) or a timedelta, e.g. 30."

@@ -915,6 +915,17 @@ def section_missed(results: dict[str, Any], missed: list[str]) -> list[str]:
     return [*lines, ""]
 
 
+def kept_sections() -> list[str]:
+    """The sections other scripts write into the page between ``<!-- bench:NAME:start -->`` and
+    ``<!-- bench:NAME:end -->`` (e.g. ``bench/gate.py``): kept as they are when the page is rewritten."""
+    import re
+
+    if not DOC.exists():
+        return []
+    blocks = re.finditer(r"<!-- bench:([\w-]+):start -->.*?<!-- bench:\1:end -->", DOC.read_text(), re.S)
+    return [line for block in blocks for line in (*block.group(0).splitlines(), "")]
+
+
 def write(results: dict[str, Any]) -> Path:
     started = results.get("started_at", time.time())
     lines = [
@@ -946,6 +957,7 @@ def write(results: dict[str, Any]) -> Path:
         lines += section_fleet(results["fleet"], plot_fleet(results["fleet"]))
     if results.get("health"):
         lines += section_health(results["health"], plot_health(results["health"]))
+    lines += kept_sections()
     lines += section_missed(results, missed)
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text("\n".join(lines).rstrip() + "\n")

@@ -59,7 +59,7 @@ class TestRule:
             ({"connector_id": "abc"}, "connector_id"),
             ({"started_after": "after lunch"}, "started_after"),
             ({"stable_for": -1}, "stable_for"),
-            ({"stable_for": "30"}, "stable_for"),
+            ({"stable_for": "thirty"}, "stable_for"),
         ],
     )
     def test_bad_values_are_clear_errors(self, kwargs, needle):
@@ -70,6 +70,7 @@ class TestRule:
         assert parse_stable_for(0) == 0.0
         assert parse_stable_for(2.5) == 2.5
         assert parse_stable_for(timedelta(minutes=1)) == 60.0
+        assert parse_stable_for(" 30 ") == 30.0  # a rendered template
         with pytest.raises(CloudflareConfigError, match="stable_for"):
             parse_stable_for(float("nan"))
 

@@ -71,7 +71,8 @@ class CloudflareTunnelConnectorSensor(BaseSensorOperator):
     :param started_after: Only a connector whose ``run_at`` is at or after this counts: a datetime or an ISO
         8601 string. Templated. ``None`` (default): any.
     :param stable_for: Seconds (or a timedelta) the rule must hold on every poll before the gate opens; a
-        poll where it does not hold starts the count again. Default 0: open on the first good poll.
+        poll where it does not hold starts the count again. Default 0: open on the first good poll. Templated
+        (a template must render to a number of seconds).
     :param ready_url: The new cloudflared's ``/ready`` URL (``http://HOST:PORT/ready`` of ``cloudflared
         --metrics HOST:PORT``); only the connector it names may open the gate. Templated. Not together with
         ``connector_id``.
@@ -82,7 +83,14 @@ class CloudflareTunnelConnectorSensor(BaseSensorOperator):
         ``[operators] default_deferrable``.
     """
 
-    template_fields: Sequence[str] = ("tunnel_id", "connector_id", "account_id", "started_after", "ready_url")
+    template_fields: Sequence[str] = (
+        "tunnel_id",
+        "connector_id",
+        "account_id",
+        "started_after",
+        "ready_url",
+        "stable_for",
+    )
     ui_color = "#f6821f"
 
     def __init__(
@@ -94,7 +102,7 @@ class CloudflareTunnelConnectorSensor(BaseSensorOperator):
         min_connections: int = 1,
         min_colos: int = 1,
         started_after: datetime | str | None = None,
-        stable_for: float | timedelta = 0,
+        stable_for: float | timedelta | str = 0,
         ready_url: str | None = None,
         cloudflare_conn_id: str = "cloudflare_default",
         hook_params: dict[str, Any] | None = None,
@@ -105,8 +113,12 @@ class CloudflareTunnelConnectorSensor(BaseSensorOperator):
         from airflow_provider_cftunnel.exceptions import CloudflareConfigError
         from airflow_provider_cftunnel.readiness import ReadinessRule, parse_stable_for
 
-        # the untemplated part of the rule fails at DAG-parse time, with the same messages as at run time
-        self.stable_for = ReadinessRule(min_connections, None, None, min_colos, parse_stable_for(stable_for)).stable_for
+        # the untemplated part of the rule fails at DAG-parse time, with the same messages as at run time;
+        # a stable_for template is checked once rendered
+        ReadinessRule(min_connections=min_connections, min_colos=min_colos)
+        self.stable_for: float | str = (
+            stable_for if isinstance(stable_for, str) and "{{" in stable_for else parse_stable_for(stable_for)
+        )
         if connector_id and ready_url:
             raise CloudflareConfigError(
                 "Give either ready_url or connector_id, not both: cloudflared's /ready names the connector "
@@ -135,7 +147,7 @@ class CloudflareTunnelConnectorSensor(BaseSensorOperator):
     def rule(self) -> ReadinessRule:
         """Build the readiness rule from the rendered arguments."""
         from airflow_provider_cftunnel.exceptions import CloudflareConfigError
-        from airflow_provider_cftunnel.readiness import ReadinessRule, parse_started_after
+        from airflow_provider_cftunnel.readiness import ReadinessRule, parse_stable_for, parse_started_after
 
         if self.connector_id and self.ready_url:
             raise CloudflareConfigError("Give either ready_url or connector_id, not both (ready_url names it).")
@@ -144,7 +156,7 @@ class CloudflareTunnelConnectorSensor(BaseSensorOperator):
             connector_id=self.connector_id or None,
             started_after=parse_started_after(self.started_after),
             min_colos=self.min_colos,
-            stable_for=self.stable_for,
+            stable_for=parse_stable_for(self.stable_for),
         )
 
     def _ready_url(self) -> str | None:

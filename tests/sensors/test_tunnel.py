@@ -248,7 +248,7 @@ class TestStableForAndReadyUrl:
                 task_id="x", tunnel_id=sim.tunnel_id, connector_id=sim.connector_id, ready_url=sim.ready_url()
             )
 
-    @pytest.mark.parametrize("value", [-1, "30", True])
+    @pytest.mark.parametrize("value", [-1, "thirty", True])
     def test_bad_stable_for_is_refused_at_construction(self, sim, value):
         with pytest.raises(CloudflareConfigError, match="stable_for"):
             CloudflareTunnelConnectorSensor(task_id="x", tunnel_id=sim.tunnel_id, stable_for=value)
