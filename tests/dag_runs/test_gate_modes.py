@@ -4,7 +4,8 @@
 simulator. When a sensor first polls its tunnel, that tunnel goes through a rolling restart: the old
 ``cloudflared`` stays live (4 connections) all along; the new one comes up, flaps, and comes back for good,
 and its ``/ready`` trails the API by a second. Every gate must open on the new connector, not before both
-views have agreed for ``stable_for``, and not long after.
+views have agreed for ``stable_for``, and not long after. ``dags/cftunnel_gate_timeouts.py``: a gate that never
+opens times out in each mode with an error naming the last reason.
 """
 
 from __future__ import annotations
@@ -115,3 +116,21 @@ def test_every_mode_opens_on_the_new_connector_after_stable_for(airflow_home, cl
             assert reschedules >= 1  # it really gave its slot back while the gate was shut
     assert "running trigger in line" in result.stdout  # the deferrable one waited in the trigger
     assert "cloudflared's /ready agrees" in result.stdout
+
+
+def test_every_mode_times_out_naming_the_last_reason(airflow_home, cloudflare_simulator_factory):
+    sim = cloudflare_simulator_factory({"up_after": 0})  # the old connector, live: it must not open any gate
+    env = {**sim.airflow_env(), "CFTUNNEL_TUNNEL_ID": sim.tunnel_id}
+    urls = {}
+    for mode in MODES:
+        new = sim.add_connector(live=0, pending=4)  # registered, never live: its /ready answers 503
+        urls[mode] = env[f"CFTUNNEL_READY_{mode.upper()}"] = sim.ready_url(new)
+
+    result = AirflowCLI(airflow_home, DAGS, env).dags_test("cftunnel_gate_timeouts")
+
+    rows = task_rows(airflow_home, "cftunnel_gate_timeouts")
+    assert {task: row[0] for task, row in rows.items()} == dict.fromkeys(MODES, "failed"), result.stdout[-3000:]
+    output = " ".join(result.stdout.split())
+    assert output.count("AirflowSensorTimeout") >= len(MODES)
+    for mode, url in urls.items():
+        assert f"Last check: not ready: cloudflared at {url} not ready (HTTP 503" in output, mode
