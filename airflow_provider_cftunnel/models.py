@@ -69,7 +69,7 @@ def validate_uuid(value: Any, what: str) -> str:
 
 def show_value(value: Any) -> str:
     """
-    A short, printable rendering of a bad input value, for error messages (at most 60 characters).
+    Render a bad input value short and printable, for error messages (at most 60 characters).
 
     :param value: The value to show.
     """
@@ -178,7 +178,7 @@ class TunnelConnection:
         return self.is_pending_reconnect is False
 
     def to_dict(self) -> dict[str, Any]:
-        """The connection's JSON as received, unknown keys included (a deep copy)."""
+        """Return the connection's JSON as received, unknown keys included (a deep copy)."""
         return copy.deepcopy(self.raw)
 
 
@@ -235,7 +235,7 @@ class TunnelConnector:
         return sorted({c.colo_name for c in self.active_connections if c.colo_name})
 
     def to_dict(self) -> dict[str, Any]:
-        """The connector's JSON as received, unknown keys included (a deep copy, safe for XCom)."""
+        """Return the connector's JSON as received, unknown keys included (a deep copy, safe for XCom)."""
         return copy.deepcopy(self.raw)
 
 
@@ -277,7 +277,7 @@ class Tunnel:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The tunnel's JSON as received, unknown keys included (a deep copy)."""
+        """Return the tunnel's JSON as received, unknown keys included (a deep copy)."""
         return copy.deepcopy(self.raw)
 
 

@@ -77,8 +77,9 @@ def parse_started_after(value: Any) -> DateTime | None:
 
 def parse_stable_for(value: Any) -> float:
     """
-    Read a ``stable_for`` argument: seconds (a number, or a string of one: a rendered template) or a
-    :class:`~datetime.timedelta`.
+    Read a ``stable_for`` argument.
+
+    It is seconds (a number, or a string of one: a rendered template) or a :class:`~datetime.timedelta`.
 
     :param value: What the task was given.
     :raises CloudflareConfigError: When it is negative or none of these.
@@ -246,7 +247,7 @@ class ReadinessRule:
         object.__setattr__(self, "stable_for", parse_stable_for(self.stable_for))
 
     def to_dict(self) -> dict[str, Any]:
-        """The rule as plain JSON, for trigger arguments (:meth:`from_dict` reads it back)."""
+        """Return the rule as plain JSON, for trigger arguments (:meth:`from_dict` reads it back)."""
         return {
             "min_connections": self.min_connections,
             "connector_id": self.connector_id,
@@ -273,7 +274,7 @@ class ReadinessRule:
 
     def find(self, connectors: Iterable[TunnelConnector], connector_id: str | None = None) -> TunnelConnector | None:
         """
-        The connector that meets the rule on this poll (ignoring ``stable_for``), or ``None``.
+        Return the connector that meets the rule on this poll (ignoring ``stable_for``), or ``None``.
 
         :param connectors: The tunnel's connectors (or the one asked for).
         :param connector_id: Overrides :attr:`connector_id` (the id cloudflared's ``/ready`` named).
@@ -318,7 +319,7 @@ class ReadinessClock:
 
     def observe(self, connector_id: str | None, now: float) -> ReadinessClock:
         """
-        The clock after a poll at ``now`` where ``connector_id`` met the rule (``None``: none did).
+        Return the clock after a poll at ``now`` where ``connector_id`` met the rule (``None``: none did).
 
         :param connector_id: The connector that met the rule on this poll.
         :param now: The poll's time (POSIX seconds).
@@ -361,7 +362,7 @@ class GateVerdict:
     @classmethod
     def waiting(cls, reason: str) -> GateVerdict:
         """
-        A shut gate whose poll gave no evidence (e.g. the API did not answer): the clock starts again.
+        Return a shut gate whose poll gave no evidence (e.g. the API did not answer): the clock starts again.
 
         :param reason: Why, for the waiting log and the timeout message.
         """

@@ -98,8 +98,9 @@ def _ready_connections(body: Any) -> int | None:
 
 def interpret_ready(url: str, status: int, body: bytes) -> ReadyAnswer:
     """
-    Read one answer of ``/ready``: a 200 with cloudflared's JSON names the connector; 503 and other 5xx mean
-    "not ready yet".
+    Read one answer of ``/ready``.
+
+    A 200 with cloudflared's JSON names the connector; 503 and other 5xx mean "not ready yet".
 
     :param url: The URL that answered.
     :param status: Its HTTP status.
@@ -165,9 +166,10 @@ shared_reads = 0
 
 async def read_ready_shared(url: str, max_age: float) -> ReadyAnswer:
     """
-    Read cloudflared's ``/ready`` from the triggerer without blocking its loop: every caller of the running
-    loop that asks for ``url`` while a read is in flight, or within ``max_age`` seconds of the last one, gets
-    that read's answer (one read per interval however many sensors watch the URL).
+    Read cloudflared's ``/ready`` from the triggerer without blocking its loop.
+
+    Every caller of the running loop that asks for ``url`` while a read is in flight, or within ``max_age``
+    seconds of the last one, gets that read's answer (one read per interval however many sensors watch the URL).
 
     :param url: cloudflared's ``/ready`` URL.
     :param max_age: How old (seconds) a shared answer may be.

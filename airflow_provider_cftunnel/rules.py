@@ -78,7 +78,7 @@ class TunnelHealth:
     deleted_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The verdict as plain JSON (lists, strings, numbers, ``null``)."""
+        """Return the verdict as plain JSON (lists, strings, numbers, ``null``)."""
         return {
             "id": self.id,
             "name": self.name,
@@ -150,8 +150,10 @@ class HealthRule:
 
     def needs_connectors(self, tunnel: Tunnel) -> bool:
         """
-        Whether ``tunnel``'s verdict depends on its connectors: its status passes, it serves, and the rule is
-        stricter than the status. Only then is its ``connections`` endpoint worth a request.
+        Tell whether ``tunnel``'s verdict depends on its connectors.
+
+        It does when its status passes, it serves, and the rule is stricter than the status. Only then is its
+        ``connections`` endpoint worth a request.
 
         :param tunnel: The tunnel as listed.
         """
@@ -159,7 +161,7 @@ class HealthRule:
 
     def evaluate(self, tunnel: Tunnel, connectors: list[TunnelConnector] | None = None) -> TunnelHealth:
         """
-        The verdict on ``tunnel``.
+        Judge ``tunnel``.
 
         :param tunnel: The tunnel (from the list or the tunnel endpoint).
         :param connectors: Its connectors, when they were fetched; ``None`` when not.
@@ -202,7 +204,7 @@ class HealthRule:
     @staticmethod
     def unknown(tunnel_id: str) -> TunnelHealth:
         """
-        The verdict on a tunnel id Cloudflare does not know: unhealthy, with the reason.
+        Judge a tunnel id Cloudflare does not know: unhealthy, with the reason.
 
         :param tunnel_id: The id that was asked for.
         """

@@ -69,14 +69,16 @@ UNFINISHED = {None, "scheduled", "queued", "running", "deferred", "up_for_resche
 
 
 def percentile(values: list[float], share: float) -> float:
-    """The ``share`` quantile (nearest rank) of ``values``."""
+    """Return the ``share`` quantile (nearest rank) of ``values``."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
 
 
 def scenario(gates: list[dict[str, Any]]) -> dict[str, Any]:
-    """The gates' tunnels: each with its old connector live from long ago and its gates' new connectors not
-    started yet (their ``/ready``: 503)."""
+    """Build the gates' tunnels.
+
+    Each has its old connector live from long ago and its gates' new connectors not started yet (``/ready``: 503).
+    """
     tunnels: dict[str, dict[str, Any]] = {}
     for gate in gates:
         tunnel = tunnels.setdefault(
@@ -94,9 +96,11 @@ def scenario(gates: list[dict[str, Any]]) -> dict[str, Any]:
 def make_gates(
     count: int, stable_for: float, interval: float, min_connections: int, layout: str
 ) -> list[dict[str, Any]]:
-    """``count`` gates with ``stable_for=0`` and ``count`` with ``stable_for``; with ``layout="replicas"`` each
-    half waits on the replicas of one tunnel (one poll per interval for all), with ``"tunnels"`` every gate has a
-    tunnel of its own (one poll per gate per interval, within the token's request budget)."""
+    """Make ``count`` gates with ``stable_for=0`` and ``count`` with ``stable_for``.
+
+    With ``layout="replicas"`` each half waits on the replicas of one tunnel (one poll per interval for all); with
+    ``"tunnels"`` every gate has a tunnel of its own (one poll per gate per interval, within the token's budget).
+    """
     gates = []
     for kind, stable in (("plain", 0.0), ("stable", stable_for)):
         shared = (str(uuid.uuid4()), str(uuid.uuid4()))
@@ -250,7 +254,7 @@ def summary(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def poll_rates(result: dict[str, Any]) -> tuple[float, float]:
-    """Polls per tunnel per interval, and ``/ready`` reads per URL per interval, while gates waited."""
+    """Return polls per tunnel per interval, and ``/ready`` reads per URL per interval, while gates waited."""
     interval = result["settings"]["interval"]
     rolled = result["requests"]["rolled"]
     polls, spans = 0, 0.0
@@ -271,7 +275,7 @@ def poll_rates(result: dict[str, Any]) -> tuple[float, float]:
 
 
 def section(result: dict[str, Any]) -> str:
-    """The page's section: what was run, the command, the table and what it shows."""
+    """Write the page's section: what was run, the command, the table and what it shows."""
     s = result["settings"]
     rows = summary(result)
     command = (

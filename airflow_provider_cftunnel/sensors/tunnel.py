@@ -166,8 +166,9 @@ class CloudflareTunnelConnectorSensor(BaseSensorOperator):
 
     def check(self, rule: ReadinessRule, ready_url: str | None) -> GateVerdict:
         """
-        Poll once (the API, then cloudflared's ``/ready`` when set) and decide, carrying the ``stable_for``
-        clock from the previous poll of this task.
+        Poll once (the API, then cloudflared's ``/ready`` when set) and decide.
+
+        The ``stable_for`` clock is carried from the previous poll of this task.
 
         :param rule: The readiness rule.
         :param ready_url: cloudflared's ``/ready``, or ``None``.
@@ -258,8 +259,9 @@ class CloudflareTunnelConnectorSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """
-        Resume after the trigger fired: return the ready connector, or raise on an error, a timeout or a
-        missing event.
+        Resume after the trigger fired: return the ready connector, or raise.
+
+        It raises on an error, a timeout or a missing event.
 
         An error event raises the same typed error as poke mode would (e.g. ``CloudflareAuthError``); a
         timeout event raises ``AirflowSensorTimeout`` naming the last reason the gate stayed shut.

@@ -64,7 +64,7 @@ class ReadyServer:
 
     def answer(self, method: str, path: str) -> Response | None:
         """
-        The ``/ready`` answer for ``path``, or ``None`` when ``path`` is not a ``/ready`` path.
+        Return the ``/ready`` answer for ``path``, or ``None`` when ``path`` is not a ``/ready`` path.
 
         :param method: the HTTP method.
         :param path: the request path.

@@ -331,8 +331,10 @@ def normalize_ready(raw: Any, where: str) -> dict[str, Any]:
 
 
 def flapping_timeline(start: float, *, up: float, down: float, cycles: int, live: int = 4) -> list[dict[str, Any]]:
-    """Return a connector timeline that flaps: up at ``start``, then ``cycles`` times pending for ``down`` seconds
-    after ``up`` seconds live, then live for good (the scenario key ``flap``).
+    """Return a connector timeline that flaps (the scenario key ``flap``).
+
+    It is up at ``start``, then ``cycles`` times pending for ``down`` seconds after ``up`` seconds live, then
+    live for good.
 
     :param start: when it first connects (simulated seconds since start).
     :param up: seconds live in each cycle.

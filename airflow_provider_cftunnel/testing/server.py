@@ -137,7 +137,7 @@ class CloudflareSimulator(AirflowConnectionMixin):
         return self
 
     def _answer(self, method: str, path: str, query: dict[str, str], headers: Headers) -> tuple[Response, bool]:
-        """The API's answer, or a connector's cloudflared ``/ready`` (not rate-limited: it is not the API)."""
+        """Answer from the API, or from a connector's cloudflared ``/ready`` (not rate-limited: not the API)."""
         ready = self._ready.answer(method, path)
         if ready is not None:
             return ready, False
@@ -363,7 +363,7 @@ class CloudflareSimulator(AirflowConnectionMixin):
         return self.add_connector(tunnel, live=live, connector_id=new_connector_id)
 
     def ready_url(self, connector_id: str | None = None) -> str:
-        """The URL of a connector's cloudflared ``/ready`` (see :mod:`~airflow_provider_cftunnel.testing.cloudflared`).
+        """Return the URL of a connector's cloudflared ``/ready`` (see ``testing/cloudflared.py``).
 
         :param connector_id: the connector (default :attr:`connector_id`).
         """
@@ -373,8 +373,10 @@ class CloudflareSimulator(AirflowConnectionMixin):
         return f"{self.root_url}{READY_PREFIX}{connector}/ready"
 
     def set_ready(self, connector_id: str | None = None, *, mode: str = "follow", lag: float = 0.0) -> None:
-        """Shape a connector's ``/ready`` from now on: ``follow`` its timeline ``lag`` seconds late (negative:
-        early), ``disagree`` (200 whatever the API shows), ``never`` (503) or ``bogus`` (200 with HTML).
+        """Shape a connector's ``/ready`` from now on.
+
+        ``follow`` its timeline ``lag`` seconds late (negative: early), ``disagree`` (200 whatever the API
+        shows), ``never`` (503) or ``bogus`` (200 with HTML).
 
         :param connector_id: the connector (default :attr:`connector_id`).
         :param mode: one of :data:`~airflow_provider_cftunnel.testing.scenario.READY_MODES`.

@@ -313,8 +313,10 @@ _async_hook = hook_for_triggerer
 
 class CloudflareTunnelConnectorTrigger(BaseTrigger):
     """
-    Fires when a tunnel connector is ready by the sensor's :class:`~airflow_provider_cftunnel.readiness.
-    ReadinessRule`, decided by :func:`~airflow_provider_cftunnel.readiness.evaluate` as in poke mode.
+    Fire when a tunnel connector is ready by the sensor's readiness rule.
+
+    The rule is a :class:`~airflow_provider_cftunnel.readiness.ReadinessRule`, decided by
+    :func:`~airflow_provider_cftunnel.readiness.evaluate` as in poke mode.
 
     It waits on the tunnel's shared :class:`TunnelPoller`; with ``ready_url`` it also reads cloudflared's
     ``/ready`` after each poll (in a thread, one read per interval shared by every trigger of the URL). Its
@@ -366,7 +368,7 @@ class CloudflareTunnelConnectorTrigger(BaseTrigger):
         self.last_reason = last_reason
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        """The trigger's class path and plain-data keyword arguments (no secret among them)."""
+        """Return the trigger's class path and plain-data keyword arguments (no secret among them)."""
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
