@@ -54,14 +54,26 @@ def check_ready_url(url: Any) -> str:
     Check that ``url`` is an ``http(s)://`` URL and return it stripped.
 
     :param url: The sensor's rendered ``ready_url``.
-    :raises CloudflareConfigError: When it is anything else.
+    :raises CloudflareConfigError: When it is anything else, or carries a user or password (shown in neither
+        the message nor anywhere else).
     """
+    shown = show_value(url)
     if isinstance(url, str):
         url = url.strip()
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            shown = show_value(shown_url(url))
+        except ValueError:  # e.g. an unclosed [IPv6 bracket
+            parts, shown = urlsplit(""), "(not a URL)"
+        if parts.username is not None or parts.password is not None:
+            raise CloudflareConfigError(
+                f"ready_url {shown} carries a user or password: cloudflared's /ready takes none, and the URL is "
+                "kept in the task's rendered fields and the trigger's arguments. Remove them, and keep the "
+                "metrics port on a private network instead."
+            )
         if parts.scheme in ("http", "https") and parts.hostname:
             return url
-    raise CloudflareConfigError(f"Invalid ready_url {show_value(url)}: expected an http:// URL. {_FIX}")
+    raise CloudflareConfigError(f"Invalid ready_url {shown}: expected an http:// URL. {_FIX}")
 
 
 @dataclass(frozen=True)

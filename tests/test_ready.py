@@ -51,10 +51,18 @@ class TestInterpret:
         assert not info.value.is_transient
         assert isinstance(error_from_event(error_to_event(info.value)), CloudflareConfigError)
 
-    @pytest.mark.parametrize("value", ["cloudflared:20241/ready", "ftp://x/ready", "", 5, None])
+    @pytest.mark.parametrize("value", ["cloudflared:20241/ready", "ftp://x/ready", "", 5, None, "http://[::1/ready"])
     def test_the_url_must_be_http(self, value):
         with pytest.raises(CloudflareConfigError, match="ready_url"):
             check_ready_url(value)
+
+    @pytest.mark.parametrize("url", ["http://user:s3cret@cloudflared:20241/ready", "ftp://user:s3cret@x/ready"])
+    def test_a_url_with_credentials_is_refused_without_showing_them(self, url):
+        with pytest.raises(CloudflareConfigError) as info:
+            check_ready_url(url)
+        assert "s3cret" not in str(info.value)
+        assert "user" not in str(info.value).split("carries")[0]
+        assert "carries a user or password" in str(info.value)
 
 
 @pytest.fixture
