@@ -1,6 +1,6 @@
 """Gate-open latency through the real triggerer: from the new connector's N-th live connection to the sensor's success.
 
-Airflow's four components run on loopback (``tests/integration``'s :class:`LocalAirflow`: SQLite, LocalExecutor,
+Airflow's four components run on loopback (``tests/support/airflow.py``'s :class:`LocalAirflow`: SQLite, LocalExecutor,
 a real triggerer); the simulator runs in this process. One DAG run holds ``2 x gates`` deferrable
 ``CloudflareTunnelConnectorSensor`` tasks, each on a tunnel of its own with ``ready_url`` (its new connector's
 ``/ready``), ``min_connections=N`` and ``poke_interval``: half with ``stable_for=0``, half with ``stable_for=S``,
@@ -15,7 +15,7 @@ read, ``stable_for``, the trigger's event, the scheduler queueing the task again
 ``execute_complete``. ``latency - stable_for`` is what the gate adds on top of what it was asked to wait.
 
 Writes its section of ``docs/benchmarks.md`` between ``<!-- bench:gate:start -->`` and ``<!-- bench:gate:end -->``
-(the rest of the page is ``bench/run.py``'s) and its raw figures to ``.bench/gate.json``.
+(``page.write_block``; the rest of the page is ``bench/run.py``'s) and its raw figures to ``.bench/gate.json``.
 
 Reproduce: ``.venv/bin/python bench/gate.py --gates 20 --interval 1 --stable-for 5 --min-connections 2``
 """
@@ -26,7 +26,6 @@ import argparse
 import json
 import math
 import random
-import re
 import shutil
 import sys
 import tempfile
@@ -37,13 +36,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # tests.integration's launcher
+sys.path.insert(0, str(ROOT))  # tests/support's launcher
 sys.path.insert(0, str(ROOT / "bench"))
 
 from common import WORK_DIR, log, machine  # noqa: E402
 
-DOC = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench:gate:start -->", "<!-- bench:gate:end -->"
+NAME = "gate"  # the page's block: <!-- bench:gate:start --> ... <!-- bench:gate:end -->
 DAG_ID = "cftunnel_gate_bench"
 #: The DAG the benchmark writes into its DAGs folder: one deferrable sensor per gate of ``CFTUNNEL_GATES``.
 DAG_SOURCE = """
@@ -142,8 +140,8 @@ def parse_time(value: str) -> float:
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     from airflow_provider_cftunnel.testing import CloudflareSimulator
-    from tests.integration.local_airflow import LocalAirflow
-    from tests.integration.processes import Api
+    from tests.support.airflow import LocalAirflow
+    from tests.support.processes import Api
 
     if args.layout == "replicas" and args.gates > 24:
         raise SystemExit("--layout replicas: at most 24 gates (Cloudflare allows 25 connectors per tunnel)")
@@ -274,7 +272,7 @@ def poll_rates(result: dict[str, Any]) -> tuple[float, float]:
     return polls / max(spans, 1e-9) * interval, max(per_url, default=0.0)
 
 
-def section(result: dict[str, Any]) -> str:
+def section(result: dict[str, Any]) -> list[str]:
     """Write the page's section: what was run, the command, the table and what it shows."""
     s = result["settings"]
     rows = summary(result)
@@ -292,7 +290,6 @@ def section(result: dict[str, Any]) -> str:
         else "a tunnel of their own each (its old connector lingering live)"
     )
     lines = [
-        START,
         "## Deploy gate: opening latency through the real triggerer",
         "",
         f"{2 * s['gates']} deferrable deploy gates (`CloudflareTunnelConnectorSensor` with `ready_url`, "
@@ -327,21 +324,8 @@ def section(result: dict[str, Any]) -> str:
         "",
         f"While gates waited the triggerer polled each tunnel {per_tunnel:.2f} times per interval (one shared "
         f"poll for all the gates of a tunnel) and read each `/ready` at most {per_url:.2f} times per interval.",
-        END,
     ]
-    return "\n".join(lines)
-
-
-def write_section(text: str) -> None:
-    page = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
-    if pattern.search(page):
-        page = pattern.sub(lambda _: text, page)
-    else:
-        anchor = "\n## Missed targets"
-        at = page.find(anchor)
-        page = page.rstrip() + "\n\n" + text + "\n" if at < 0 else page[:at] + "\n" + text + "\n" + page[at:]
-    DOC.write_text(page)
+    return lines
 
 
 def main() -> int:
@@ -363,11 +347,13 @@ def main() -> int:
     else:
         result = measure(args)
         args.output.write_text(json.dumps(result, indent=2, default=str))
-    text = section(result)
-    print(text)
+    lines = section(result)
+    print("\n".join(lines))
     if not args.no_write:
-        write_section(text)
-        log(f"gate: wrote its section of {DOC.relative_to(ROOT)}")
+        import page
+
+        doc = page.write_block(NAME, lines)
+        log(f"gate: wrote its section of {doc.relative_to(ROOT)}")
     return 0 if not result.get("survivors") else 1
 
 

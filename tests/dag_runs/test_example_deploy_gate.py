@@ -9,13 +9,22 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.dag_runs.test_example_dags import cli_for, task_states, xcoms
+from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI
+from tests.support.dag_runs import task_states, xcoms
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 DAG_ID = "example_cftunnel_deploy_gate"
+EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
+
+
+def cli_for(airflow_home: Path, sim) -> AirflowCLI:
+    """``airflow`` on the example DAGs, with the simulator's connection and the tunnel's id."""
+    env = {**sim.airflow_env(), "CFTUNNEL_TUNNEL_ID": sim.tunnel_id, "CFTUNNEL_POKE_INTERVAL": "1"}
+    return AirflowCLI(airflow_home, EXAMPLE_DAGS, env)
 
 
 def test_opens_at_once_on_a_tunnel_that_is_up(airflow_home, cloudflare_simulator_factory):

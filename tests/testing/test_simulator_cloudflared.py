@@ -8,7 +8,8 @@ import pytest
 
 from airflow_provider_cftunnel.testing import ScenarioError, normalize_scenario
 from airflow_provider_cftunnel.testing.scenario import flapping_timeline
-from tests.testing.sim_helpers import Client, FakeClock
+from tests.support.fakes import FakeClock
+from tests.testing.sim_helpers import Client
 
 if TYPE_CHECKING:
     import requests

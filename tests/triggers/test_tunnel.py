@@ -7,7 +7,7 @@ import pendulum
 import pytest
 
 from airflow_provider_cftunnel.triggers.tunnel import CloudflareTunnelConnectorTrigger, RequestBudget
-from tests.conftest import ACCOUNT_ID, CONNECTOR_ID, TUNNEL_ID
+from tests.support.ids import ACCOUNT_ID, CONNECTOR_ID, TUNNEL_ID
 
 TRIGGER_PATH = "airflow_provider_cftunnel.triggers.tunnel.CloudflareTunnelConnectorTrigger"
 
