@@ -257,18 +257,19 @@ def poll_rates(result: dict[str, Any]) -> tuple[float, float]:
     rolled = result["requests"]["rolled"]
     polls, spans = 0, 0.0
     for tunnel in {g["tunnel_id"] for g in result["gates"]}:
-        gates = [g for g in result["gates"] if g["tunnel_id"] == tunnel and g["end"] is not None]
+        gates = [g for g in result["gates"] if g["tunnel_id"] == tunnel and g["first_poll_at"] is not None]
         if not gates:
             continue
-        last = max(g["end"] for g in gates)
+        last = max(g["first_poll_at"] + g["stable_for"] for g in gates)  # about when its last trigger fired
         spans += last - rolled
         polls += sum(1 for at, path in result["requests"]["connections"] if tunnel in path and rolled <= at <= last)
     per_url = []
     for gate in result["gates"]:
-        if gate["end"] is None:
+        if gate["first_poll_at"] is None:
             continue
-        n = sum(1 for at, path in result["requests"]["ready"] if gate["new"] in path and rolled <= at <= gate["end"])
-        per_url.append(n / max(gate["end"] - rolled, 1e-9) * interval)
+        fired = gate["first_poll_at"] + gate["stable_for"]
+        n = sum(1 for at, path in result["requests"]["ready"] if gate["new"] in path and rolled <= at <= fired)
+        per_url.append(n / max(fired - rolled, 1e-9) * interval)
     return polls / max(spans, 1e-9) * interval, max(per_url, default=0.0)
 
 
@@ -302,7 +303,7 @@ def section(result: dict[str, Any]) -> list[str]:
         '`stable_for`, then Airflow\'s part ("Airflow": the trigger event, the scheduler queueing the task '
         "again, a task runner starting `execute_complete`).",
         "",
-        f"Reproduce: {command} (writes this section only; raw figures in `.bench/gate.json`). Measured "
+        f"Reproduce: {command} (writes this section only; raw figures in `.bench/`). Measured "
         f"{time.strftime('%Y-%m-%d %H:%M %Z', time.localtime(result['started_at']))} on "
         f"{m.get('usable_cores')} usable cores shared with other work (load average at start {load}), "
         f"Airflow {airflow_version}.",
