@@ -96,3 +96,15 @@ def test_the_effective_scenario_keeps_ready_and_loads_back(factory) -> None:
 def test_bad_ready_and_flap_specs_are_named(connector, needle) -> None:
     with pytest.raises(ScenarioError, match=needle):
         normalize_scenario(one_connector(**connector))
+
+
+def test_the_control_endpoint_shapes_ready(factory, session) -> None:
+    sim = factory(one_connector(up_after=0))
+    answer = session.post(f"{sim.control_url}/ready", json={"connector_id": NEW, "mode": "never"}, timeout=5)
+    assert answer.json() == {"connector_id": NEW, "ready_url": sim.ready_url(NEW)}
+    assert views(sim, session) == (503, 4)
+    bad = session.post(f"{sim.control_url}/ready", json={"connector_id": NEW, "mode": "sometimes"}, timeout=5)
+    assert bad.status_code == 400
+    assert "ready.mode must be one of" in bad.json()["error"]
+    unknown = "00000000-0000-4000-8000-000000000000"
+    assert session.post(f"{sim.control_url}/ready", json={"connector_id": unknown}, timeout=5).status_code == 400
