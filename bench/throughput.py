@@ -93,7 +93,7 @@ def _best_us(call: Callable[[], Any], number: int = 2000, repeat: int = 5) -> fl
 def breakdown(info: dict[str, Any]) -> dict[str, Any]:
     """CPU µs of the hook's own steps on one real answer (no network): what it adds to a bare session."""
     from airflow_provider_cftunnel.hooks.cloudflare import CloudflareHook
-    from airflow_provider_cftunnel.models import TunnelConnector, _timestamp
+    from airflow_provider_cftunnel.models import TunnelConnector, parse_timestamp
 
     hook = CloudflareHook()
     tunnel, connector = info["tunnel_id"], info["connector_id"]
@@ -106,7 +106,7 @@ def breakdown(info: dict[str, Any]) -> dict[str, Any]:
     return {
         "from_dict_us": _best_us(lambda: TunnelConnector.from_dict(data)),
         "timestamps": len(stamps),
-        "timestamps_us": _best_us(lambda: [_timestamp(s) for s in stamps]),
+        "timestamps_us": _best_us(lambda: [parse_timestamp(s) for s in stamps]),
         "path_us": _best_us(lambda: hook._tunnel_path(None, tunnel, "connectors", connector)),
         "json_us": json_us,
         "envelope_us": max(0.0, _best_us(lambda: hook._envelope(response, body, path)) - json_us),
