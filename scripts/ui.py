@@ -123,8 +123,9 @@ Login:        {USER} / {password}
 Simulator:    {sim.base_url}  (connection cloudflare_default; Admin > Connections)
 
 Try:
-  * example_cftunnel_deploy_gate: Trigger. The sensor defers: the triggerer waits for a connector started
-    after the run began. One comes up {GATE_UP_AFTER / 60:.0f} min after this start; or start one now:
+  * example_cftunnel_deploy_gate: Trigger. The sensor defers (the triggerer waits) until the tunnel has a live
+    connector: it comes up {GATE_UP_AFTER / 60:.0f} min after this start; or start a new one now (which also opens
+    the gate with the rollout param on):
       curl -s -X POST {control}/connectors -d '{{"live": 4, "new": true}}'
   * example_cftunnel_health_check: unpause or Trigger. {down} of {FLEET_PREFIX}1..{FLEET_SIZE} is down: check_tunnels
     fails with a table of the unhealthy tunnel, alert logs it, all_healthy is upstream_failed.
