@@ -170,7 +170,8 @@ class HealthPoller:
 
     async def _run(self) -> None:
         from airflow_provider_cftunnel.health import PollMemory, poll_health
-        from airflow_provider_cftunnel.triggers.tunnel import TunnelPoller, _async_hook, poll_delay
+        from airflow_provider_cftunnel.hooks import hook_for_triggerer
+        from airflow_provider_cftunnel.triggers.tunnel import TunnelPoller, poll_delay
 
         conn_id, account_id, interval, hook_params = self.key
         hook: Any = None
@@ -187,7 +188,7 @@ class HealthPoller:
             snapshot = None
             try:
                 if hook is None:
-                    hook = await _async_hook(conn_id, json.loads(hook_params))
+                    hook = await hook_for_triggerer(conn_id, json.loads(hook_params))
                 account = hook.account(account_id or None)
                 acquire = _waiter(TunnelPoller.budget_for(hook.credentials), loop)
                 started = time.monotonic()

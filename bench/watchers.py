@@ -2,11 +2,11 @@
 
 How teams model a fleet: one asset per service, each with ``AssetWatcher(CloudflareTunnelHealthTrigger(
 tunnel_ids=[id], poll_interval=5))``. Here a real Airflow (its four components on loopback, SQLite, one
-triggerer; :class:`tests.integration.watcher_fleet.WatcherFleet`) watches the first N tunnels of a
+triggerer; :class:`tests.support.watcher_fleet.WatcherFleet`) watches the first N tunnels of a
 ``--tunnels``-tunnel account held by the simulator (in this process, which logs every request), one DAG
 scheduled on all the assets. Two ways, side by side, same DAG, same rule, same request budget:
 
-* ``before``: ``tests.integration.own_poll_trigger.OwnPollHealthTrigger``, every watcher polling on its own (no
+* ``before``: ``tests.support.own_poll_trigger.OwnPollHealthTrigger``, every watcher polling on its own (no
   shared stream, a private poller): one ``GET`` of its tunnel per watcher per interval, as before issue 18;
 * ``after``: ``CloudflareTunnelHealthTrigger`` as shipped: on Airflow 3.3 one shared stream per (connection,
   account, interval, hook settings), one list request for the whole selection per interval.
@@ -18,7 +18,7 @@ the change to the start of the DAG run its asset event triggered (p50/p95; from 
 
 Run: ``.venv/bin/python bench/watchers.py [--watchers 200,1000] [--tunnels 1000] [--write]``; ``--write``
 replaces the section between ``<!-- bench:watchers:start -->`` and ``<!-- bench:watchers:end -->`` in
-``docs/benchmarks.md`` (and nothing else); raw results go to ``.bench/watchers.json``.
+``docs/benchmarks.md`` (and nothing else; ``page.write_block``); raw results go to ``.bench/watchers.json``.
 """
 
 from __future__ import annotations
@@ -29,18 +29,16 @@ import math
 import shutil
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from common import ROOT, WORK_DIR, log, machine, percentile
+from page import write_block
 
 sys.path.insert(0, str(ROOT))
 
 from airflow_provider_cftunnel.testing import CloudflareSimulator
-from tests.integration.watcher_fleet import OWN_POLL_TRIGGER, WatcherFleet
+from tests.support.watcher_fleet import OWN_POLL_TRIGGER, WatcherFleet
 
-PAGE = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench:watchers:start -->", "<!-- bench:watchers:end -->"
 WAYS = {"before": OWN_POLL_TRIGGER, "after": None}
 
 
@@ -87,11 +85,10 @@ def measure(way: str, watchers: int, args: argparse.Namespace) -> dict[str, Any]
     return result
 
 
-def section(results: list[dict[str, Any]], args: argparse.Namespace, command: str) -> str:
-    """The Markdown of the page's section."""
+def section(results: list[dict[str, Any]], args: argparse.Namespace, command: str) -> list[str]:
+    """The Markdown lines of the page's section (without its markers)."""
     by = {(r["way"], r["watchers"]): r for r in results}
     lines = [
-        START,
         "## Many health watchers, one poll",
         "",
         f"N asset watchers, one per tunnel (`CloudflareTunnelHealthTrigger(tunnel_ids=[id], "
@@ -131,21 +128,8 @@ def section(results: list[dict[str, Any]], args: argparse.Namespace, command: st
         f"Command: `{command}`. Machine: {info['cpu']}, {info['usable_cores']} usable cores (shared), load "
         f"{info['load_at_start']}; Airflow {info['versions'].get('apache-airflow')}; "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
-        END,
     ]
-    return "\n".join(lines)
-
-
-def write(text: str) -> None:
-    """Replace the section in docs/benchmarks.md (append it when the markers are missing)."""
-    page = PAGE.read_text(encoding="utf-8")
-    if START in page and END in page:
-        head, rest = page.split(START, 1)
-        _, tail = rest.split(END, 1)
-        page = head + text + tail
-    else:
-        page = page.rstrip("\n") + "\n\n" + text + "\n"
-    PAGE.write_text(page, encoding="utf-8")
+    return lines
 
 
 def main() -> None:
@@ -171,11 +155,11 @@ def main() -> None:
             results.append(measure(way, watchers, args))
             WORK_DIR.mkdir(exist_ok=True)
             (WORK_DIR / "watchers.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
-    text = section(results, args, command.strip())
-    print(text)
+    lines = section(results, args, command.strip())
+    print("\n".join(lines))
     if args.write:
-        write(text)
-        log(f"wrote {Path(PAGE).relative_to(ROOT)}")
+        page = write_block("watchers", lines)
+        log(f"wrote {page.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
 import signal
@@ -61,6 +60,7 @@ sys.path.insert(0, str(ROOT))
 from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI  # noqa: E402
 from airflow_provider_cftunnel.testing.process import SimulatorProcess  # noqa: E402
 from airflow_provider_cftunnel.testing.scenario import default_scenario, fleet_tunnel_id  # noqa: E402
+from tests.support.processes import stop_popen_group  # noqa: E402
 
 
 def say(text: str) -> None:
@@ -79,17 +79,8 @@ def no_interrupts() -> Iterator[None]:
 
 def stop_group(process: subprocess.Popen[Any] | None, name: str) -> None:
     """Stop a process and its children (its own process group): SIGTERM, then SIGKILL after 10 s."""
-    if process is None or process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
-    except ProcessLookupError:
-        pass
-    print(f"    stopped {name} (pid {process.pid})", flush=True)
+    if process is not None and stop_popen_group(process, grace=10.0) != "exited":
+        print(f"    stopped {name} (pid {process.pid})", flush=True)
 
 
 def run_dag(cli: AirflowCLI, dag_id: str, log_name: str, show: tuple[str, ...]) -> tuple[int, str]:
@@ -174,15 +165,16 @@ def printed_lines(home: Path, run_id: str) -> list[str]:
                 entry = json.loads(raw)
             except ValueError:
                 continue
-            if isinstance(entry, dict) and entry.get("logger") == "task.stdout":
+            # the example logs to the task logger ("airflow.task"); "task.stdout" is what print would give
+            if isinstance(entry, dict) and entry.get("logger") in ("airflow.task", "task.stdout"):
                 lines.append(str(entry.get("event")))
     return lines
 
 
 def watch_health_changes(sim: SimulatorProcess) -> bool:
     """Part 4: the asset watcher in a real triggerer, a tunnel going down and back; True if both runs happened."""
-    from tests.integration.local_airflow import LocalAirflow, LocalAirflowError
-    from tests.integration.processes import Api
+    from tests.support.airflow import LocalAirflow, LocalAirflowError
+    from tests.support.processes import Api
 
     home = HOME / "watcher"
     shutil.rmtree(home, ignore_errors=True)  # a fresh database: no runs or stored health from an earlier demo
@@ -296,7 +288,6 @@ def main() -> int:
         cli.extra_env.update(
             {
                 "CFTUNNEL_TUNNEL_ID": str(sim.tunnel_id),
-                "CFTUNNEL_CONNECTOR_ID": str(sim.connector_id),
                 "CFTUNNEL_POKE_INTERVAL": "3",
             }
         )
@@ -305,7 +296,7 @@ def main() -> int:
         print(f"    deploy gate: {'OPENED, deploy done' if gate_ok else 'FAILED'}", flush=True)
 
         say(f"airflow dags test example_cftunnel_health_check  (CFTUNNEL_NAME_PREFIX={FLEET_PREFIX})")
-        for name in ("CFTUNNEL_TUNNEL_ID", "CFTUNNEL_CONNECTOR_ID", "CFTUNNEL_POKE_INTERVAL"):
+        for name in ("CFTUNNEL_TUNNEL_ID", "CFTUNNEL_POKE_INTERVAL"):
             cli.extra_env.pop(name)
         cli.extra_env["CFTUNNEL_NAME_PREFIX"] = FLEET_PREFIX
         _, health_output = run_dag(cli, "example_cftunnel_health_check", "health_check.log", SHOW_HEALTH)

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import subprocess
 import sys
-import threading
-import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -16,6 +13,7 @@ import pytest
 
 from airflow_provider_cftunnel.operators.tunnel import CloudflareTunnelLink, tunnel_dashboard_url
 from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI
+from tests.support.dag_runs import bring_up_after_first_poll, task_states, xcoms
 
 EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 
@@ -26,32 +24,10 @@ def cli_for(airflow_home: Path, sim, **env: str) -> AirflowCLI:
     environment = {
         **sim.airflow_env(),
         "CFTUNNEL_TUNNEL_ID": sim.tunnel_id,
-        "CFTUNNEL_CONNECTOR_ID": sim.connector_id,
         "CFTUNNEL_POKE_INTERVAL": "1",
         **env,
     }
     return AirflowCLI(airflow_home, EXAMPLE_DAGS, environment)
-
-
-def xcoms(airflow_home: Path, dag_id: str) -> dict[tuple[str, str], object]:
-    """The XComs of the DAG's latest run, read from the metadata database as Airflow stored them."""
-    with sqlite3.connect(airflow_home / "airflow.db") as db:
-        (run_id,) = db.execute(
-            "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
-        ).fetchone()
-        rows = db.execute("SELECT task_id, key, value FROM xcom WHERE dag_id = ? AND run_id = ?", (dag_id, run_id))
-        return {
-            (task, key): json.loads(value) if isinstance(value, str | bytes) else value for task, key, value in rows
-        }
-
-
-def task_states(airflow_home: Path, dag_id: str) -> dict[str, str]:
-    with sqlite3.connect(airflow_home / "airflow.db") as db:
-        (run_id,) = db.execute(
-            "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
-        ).fetchone()
-        rows = db.execute("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", (dag_id, run_id))
-        return dict(rows)
 
 
 def flat(text: str) -> str:
@@ -66,21 +42,6 @@ def shown(output: str) -> str:
     is Airflow's leak, not the provider's, and the provider sends none of its own.
     """
     return "\n".join(line for line in output.splitlines() if "MaskSecret(" not in line)
-
-
-def bring_up_after_first_poll(sim, delay: float) -> threading.Thread:
-    """Start the connector ``delay`` seconds after the sensor's first request (Airflow's start-up varies)."""
-
-    def run() -> None:
-        deadline = time.monotonic() + 120
-        while not sim.requests_matching(sim.tunnel_id) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(delay)
-        sim.set_connector(live=4)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
 
 
 def test_deploy_gate_waits_for_the_tunnel_then_deploys(airflow_home, cloudflare_simulator_factory):
@@ -152,6 +113,12 @@ def test_health_check_fails_and_the_alert_names_the_tunnel_that_is_down(airflow_
         "all_healthy": "upstream_failed",
     }
     assert f"1 of 3 tunnel(s) unhealthy: prod-web-2 ({ids[1]}): status is down (needs healthy)" in output
+    assert "Cloudflare Tunnel health: 2 of 3 tunnel(s) healthy" in output
+    # the table: a line of its own per unhealthy tunnel, columns aligned under the header
+    header = re.search(r"NAME +ID +STATUS +LIVE +WHY", result.stdout)
+    row = re.search(rf"prod-web-2 +{ids[1]} +down +- +status is down \(needs healthy\)", result.stdout)
+    assert header is not None, result.stdout[-3000:]
+    assert row is not None, result.stdout[-3000:]
     assert "ALERT: 1 of 3 Cloudflare Tunnel(s) unhealthy" in output
     assert f"- prod-web-2 ({ids[1]}): status is down (needs healthy)" in output
     stored = xcoms(airflow_home, "example_cftunnel_health_check")

@@ -1,9 +1,9 @@
 """Many health watchers, one poll, through the real triggerer: 200 assets, one watcher per tunnel, one DAG.
 
-A fleet of ``WATCHERS`` tunnels (``svc-001``...) in the simulator, and ``watcher_dags/cftunnel_watcher_fleet.py``
+A fleet of ``WATCHERS`` tunnels (``svc-001``...) in the simulator, and ``dags/cftunnel_watcher_fleet.py``
 giving each its own asset and ``AssetWatcher(CloudflareTunnelHealthTrigger(tunnel_ids=[id]))``, polling every
 ``INTERVAL`` seconds; one DAG scheduled on any of the assets. Airflow's four components run on loopback
-(:class:`~tests.integration.watcher_fleet.WatcherFleet`); the simulator runs in this process and logs every request.
+(:class:`~tests.support.watcher_fleet.WatcherFleet`); the simulator runs in this process and logs every request.
 
 What it checks, once every watcher has taken its baseline: the watchers together cost at most 2 tunnel requests
 per poll interval (the simulator's request log, over several intervals; on Airflow 3.3 through the triggerer's
@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_cftunnel.testing import CloudflareSimulator
-from tests.integration.watcher_fleet import WatcherFleet
 from tests.leak_guard import register_secret
+from tests.support.watcher_fleet import WatcherFleet
 
 AIRFLOW_VERSION = tuple(int(part) for part in version("apache-airflow").split(".")[:2])
 
