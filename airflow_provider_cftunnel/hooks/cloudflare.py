@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_API_BASE_URL", "CloudflareHook"]
 
+#: Cloudflare's API v4 base URL, used when the connection's ``host`` is empty.
 DEFAULT_API_BASE_URL = "https://api.cloudflare.com/client/v4"
 USER_AGENT = f"airflow-provider-cftunnel/{__version__}"
 

@@ -31,7 +31,9 @@ __all__ = [
     "error_body",
 ]
 
+#: The path prefix of the API, as in Cloudflare's ``https://api.cloudflare.com/client/v4``.
 API_PREFIX = "/client/v4"
+#: The statuses a simulated tunnel can have, as Cloudflare names them.
 TUNNEL_STATUSES = ("inactive", "degraded", "healthy", "down")
 JSON = "application/json"
 _GLOBAL_KEY_RE = re.compile(r"^[0-9a-f]{37}$")

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CONTROL_PREFIX", "ROUTES", "Handler", "dispatch"]
 
+#: The path prefix of the simulator's control endpoints (not part of Cloudflare's API).
 CONTROL_PREFIX = "/__simulator__"
 
 #: A control handler: ``handler(simulator, body)`` returns the JSON-ready answer.
