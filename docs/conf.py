@@ -54,5 +54,8 @@ def _list_optional_pages(app: object, docname: str, source: list[str]) -> None:
 
 
 def setup(app: object) -> None:
-    """List the optional guides that exist in the index's toctree."""
+    """List the optional guides that exist in the index's toctree; highlight ``jsonc`` blocks as JSON."""
+    from pygments.lexers import JsonLexer  # tolerates // comments
+
     app.connect("source-read", _list_optional_pages)  # type: ignore[attr-defined]
+    app.add_lexer("jsonc", JsonLexer)  # type: ignore[attr-defined]
