@@ -42,20 +42,34 @@ html_title = f"airflow-provider-cftunnel {release}"
 html_static_path: list[str] = []
 
 
-#: Guides the index lists only once their page exists (the ``optional pages`` line of its toctree), so the
-#: build passes before they are written.
+#: Guides other work adds (the UI's first hour, the deploy gate): the index lists them, in this order, once their
+#: page exists. Any other top-level page no toctree names is listed after them, so a new page never breaks -W.
 OPTIONAL_PAGES = ("ui", "gate")
+#: The line of the index's toctree the unlisted guides replace.
+MARKER = "<!-- optional pages -->\n"
 
 
-def _list_optional_pages(app: object, docname: str, source: list[str]) -> None:
+def unlisted_pages(index_source: str) -> list[str]:
+    """Return the top-level pages that exist but that the index's source does not name, optional ones first.
+
+    :param index_source: The text of ``docs/index.md``.
+    """
+    named = {line.strip() for line in index_source.splitlines()}
+    present = sorted(path.stem for path in DOCS.glob("*.md") if path.stem != "index")
+    ordered = [page for page in OPTIONAL_PAGES if page in present] + [p for p in present if p not in OPTIONAL_PAGES]
+    return [page for page in ordered if page not in named]
+
+
+def _list_unlisted_pages(app: object, docname: str, source: list[str]) -> None:
     if docname == "index":
-        present = [page for page in OPTIONAL_PAGES if (DOCS / f"{page}.md").exists()]
-        source[0] = source[0].replace("<!-- optional pages -->\n", "".join(f"{page}\n" for page in present))
+        source[0] = source[0].replace(MARKER, "".join(f"{page}\n" for page in unlisted_pages(source[0])))
 
 
 def setup(app: object) -> None:
-    """List the optional guides that exist in the index's toctree; highlight ``jsonc`` blocks as JSON."""
+    """List the guides the index does not name in its toctree; highlight ``jsonc`` blocks as JSON."""
     from pygments.lexers import JsonLexer  # tolerates // comments
 
-    app.connect("source-read", _list_optional_pages)  # type: ignore[attr-defined]
+    app.connect("source-read", _list_unlisted_pages)  # type: ignore[attr-defined]
+    # re-read the index and the API toctree on every build, so a page or module added since the last is listed
+    app.connect("env-get-outdated", lambda app, env, added, changed, removed: ["index", "reference/api"])  # type: ignore[attr-defined]
     app.add_lexer("jsonc", JsonLexer)  # type: ignore[attr-defined]
