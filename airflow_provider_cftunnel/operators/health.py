@@ -120,6 +120,7 @@ class CloudflareTunnelHealthOperator(BaseOperator):
         from airflow_provider_cftunnel.health import (
             check_tunnel_health,
             describe_unhealthy,
+            describe_unhealthy_lines,
             health_report,
             parse_tunnel_ids,
         )
@@ -140,11 +141,13 @@ class CloudflareTunnelHealthOperator(BaseOperator):
         context["ti"].xcom_push(key=HEALTH_REPORT_XCOM_KEY, value=report)
         summary = describe_unhealthy(verdicts)
         self.log.info(
-            "Cloudflare Tunnel health: %s (%d checked, %d connections request(s))",
-            summary,
+            "Cloudflare Tunnel health: %d of %d tunnel(s) healthy (%d connections request(s))",
+            report["healthy_count"],
             report["checked"],
             report["connections_fetched"],
         )
+        for line in describe_unhealthy_lines(verdicts):  # one log line per tunnel: the UI cuts long lines
+            self.log.warning("%s", line)
         if not report["healthy"] and self.fail_on_unhealthy:
             raise AirflowFailException(f"Cloudflare Tunnel health check failed: {summary}")
         return report
