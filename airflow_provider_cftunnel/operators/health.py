@@ -27,8 +27,9 @@ HEALTH_REPORT_XCOM_KEY = "health_report"
 
 class CloudflareTunnelHealthOperator(BaseOperator):
     """
-    Check the health of Cloudflare Tunnels by tunnel, not by connector, so ``cloudflared`` restarts (which give
-    connectors new ids) never fail a healthy tunnel.
+    Check the health of Cloudflare Tunnels by tunnel, not by connector.
+
+    ``cloudflared`` restarts (which give connectors new ids) never fail a healthy tunnel.
 
     A tunnel is healthy when its Cloudflare ``status`` is one of ``allowed_statuses`` and its live connections,
     summed over its connectors, number at least ``min_live_connections`` and reach at least ``min_colos``
@@ -117,6 +118,7 @@ class CloudflareTunnelHealthOperator(BaseOperator):
         return CloudflareHook(self.cloudflare_conn_id, **hook_kwargs(self.hook_params))
 
     def execute(self, context: Context) -> dict[str, Any]:
+        """Check the selected tunnels; return the report and fail the task if any tunnel is unhealthy."""
         from airflow_provider_cftunnel.health import (
             check_tunnel_health,
             describe_unhealthy,

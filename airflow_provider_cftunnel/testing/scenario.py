@@ -44,11 +44,15 @@ __all__ = [
     "normalize_scenario",
 ]
 
+#: The account the default scenario serves.
 DEFAULT_ACCOUNT_ID = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 #: An account the default account's tokens know nothing about (the restricted token may read only this one).
 OTHER_ACCOUNT_ID = "0f0e0d0c0b0a09080706050403020100"
+#: The tunnel of the default scenario.
 DEFAULT_TUNNEL_ID = "5f3b1c2a-8d4e-4f6a-9b7c-0e1d2f3a4b5c"
+#: The default tunnel's name.
 DEFAULT_TUNNEL_NAME = "cfsim-tunnel"
+#: The default tunnel's connector.
 DEFAULT_CONNECTOR_ID = "8a7b6c5d-4e3f-4a1b-9c8d-7e6f5a4b3c2d"
 #: A user-owned API token allowed on every account.
 DEFAULT_API_TOKEN = "cfsim-user-token-0001"
@@ -62,7 +66,9 @@ EXPIRED_API_TOKEN = "cfsim-expired-token-0001"
 NO_PERMISSION_API_TOKEN = "cfsim-noperm-token-0001"
 #: An active user token allowed only on :data:`OTHER_ACCOUNT_ID`: the default account answers 403 code 9109.
 OTHER_ACCOUNT_API_TOKEN = "cfsim-other-account-token-0001"
+#: The email of the legacy Global API Key user.
 DEFAULT_GLOBAL_KEY_EMAIL = "simulator@example.com"
+#: The legacy Global API Key of :data:`DEFAULT_GLOBAL_KEY_EMAIL`.
 DEFAULT_GLOBAL_KEY = "0123456789abcdef0123456789abcdef01234"
 DEFAULT_VERSION = "2026.11.0"
 DEFAULT_ARCH = "linux_amd64"
