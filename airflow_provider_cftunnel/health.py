@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_cftunnel import models
 from airflow_provider_cftunnel.exceptions import (
     CloudflareAPIError,
     CloudflareAuthError,
@@ -200,7 +201,7 @@ class Snapshot:
     account_id: str
     observed_at: str
     reads: Reads
-    tunnels: Mapping[str, Tunnel]
+    tunnels: Mapping[str, models.Tunnel]  # qualified: the docs' cross-reference must find one Tunnel
     listed: tuple[str, ...]
     hidden: Mapping[str, int]
     connectors: Mapping[str, list[TunnelConnector] | None]
