@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cftunnel import models
 from airflow_provider_cftunnel.exceptions import (
     CloudflareAPIError,
     CloudflareAuthError,
@@ -42,6 +41,7 @@ from airflow_provider_cftunnel.models import Tunnel, show_value, validate_uuid
 from airflow_provider_cftunnel.rules import HealthRule, TunnelHealth
 
 if TYPE_CHECKING:
+    from airflow_provider_cftunnel import models
     from airflow_provider_cftunnel.hooks.cloudflare import CloudflareHook
     from airflow_provider_cftunnel.models import TunnelConnector
 
