@@ -5,21 +5,20 @@ object may only mean "not registered yet", a rate limit is worth waiting for). :
 mapping of an HTTP status and Cloudflare's codes to a type; :func:`decode_answer` turns an answer into
 Cloudflare's envelope or the typed error it means; :func:`error_to_event` / :func:`error_from_event` carry an
 error through a trigger event. Messages name the status, the codes and the fix, never a response body, a
-secret or a connection id. Nothing heavy is imported (``requests`` only inside
-:func:`describe_transport_error`).
+secret or a connection id; the wording of Cloudflare's error list and of a failed request lives in
+:mod:`~airflow_provider_cftunnel.error_messages` and is importable from here too. Nothing heavy is imported.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import AirflowException
 
-if TYPE_CHECKING:
-    import requests
+from airflow_provider_cftunnel.error_messages import after_retries, describe_transport_error, format_errors
 
 __all__ = [
     "ACCOUNT_ERROR_CODES",
@@ -47,9 +46,6 @@ AUTH_ERROR_CODES = frozenset([1000, 6003, 6102, 6103, 6111, 9103, 9106, 9109, 10
 ACCOUNT_ERROR_CODES = frozenset([7000, 7003])
 #: The permission every call of the provider needs, as the dashboard names it.
 TUNNEL_READ_PERMISSION = '"Cloudflare Tunnel Read" (Account > Cloudflare Tunnel > Read)'
-
-_MAX_MESSAGE = 200
-_MAX_ERRORS = 3
 
 
 class CloudflareAPIError(AirflowException):
@@ -220,7 +216,8 @@ def decode_answer(
             status_code=status,
             transient=status >= 500 or 200 <= status < 300,
         )
-    errors = [e for e in _list(envelope.get("errors")) if isinstance(e, dict)]
+    listed = envelope.get("errors")
+    errors = [e for e in listed if isinstance(e, dict)] if isinstance(listed, list) else []
     if 200 <= status < 300 and envelope.get("success") is not False:
         return envelope
     codes = {e["code"] for e in errors if isinstance(e.get("code"), int)}
@@ -231,29 +228,6 @@ def decode_answer(
     if cls is CloudflareRateLimitError:
         raise CloudflareRateLimitError(message, status_code=status, errors=errors, retry_after=retry_after)
     raise cls(message, status_code=status, errors=errors)
-
-
-def format_errors(status: int, errors: list[dict[str, Any]]) -> str:
-    """
-    ``Cloudflare API error 10000 (HTTP 403): Authentication error``, for each of the first few errors.
-
-    Each error's ``error_chain`` follows in brackets. Messages are folded to one line and shortened.
-
-    :param status: The HTTP status of the answer.
-    :param errors: Cloudflare's ``errors`` list (its dicts only).
-    """
-    if not errors:
-        return f"Cloudflare API error (HTTP {status}): no error details in the response"
-    parts = []
-    for error in errors[:_MAX_ERRORS]:
-        text = f"Cloudflare API error {_code(error)} (HTTP {status}): {_message(error)}"
-        chain = [e for e in _list(error.get("error_chain")) if isinstance(e, dict)]
-        if chain:
-            text += " [" + "; ".join(f"{_code(e)}: {_message(e)}" for e in chain[:_MAX_ERRORS]) + "]"
-        parts.append(text)
-    if len(errors) > _MAX_ERRORS:
-        parts.append(f"and {len(errors) - _MAX_ERRORS} more")
-    return "; ".join(parts)
 
 
 def hint(
@@ -299,53 +273,11 @@ def hint(
     if cls is CloudflareRateLimitError:
         requests_allowed, period = rate_limit
         return (
-            f" - rate limited{_after(retries)}; the connection is set to {requests_allowed:,} requests per "
+            f" - rate limited{after_retries(retries)}; the connection is set to {requests_allowed:,} requests per "
             f"{period:g} s (extra rate_limit_requests / rate_limit_period); Cloudflare's limit is per user, "
             "shared by every token and key of the user and the dashboard."
         )
     return ""
-
-
-def describe_transport_error(error: requests.exceptions.RequestException, url: str, max_retries: int) -> str:
-    """
-    Give a one-line reason for a request that got no usable answer (never the full ``urllib3`` chain).
-
-    :param error: What ``requests`` raised.
-    :param url: The URL asked for (only its scheme and host are shown).
-    :param max_retries: The hook's ``max_retries``: the retries made when ``urllib3`` gave up retrying (an
-        answer cut off while its body was read is never retried, so the message says so only when it was).
-    """
-    import requests
-    from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError, ReadTimeoutError
-
-    where = urlsplit(url)
-    target = f"{where.scheme}://{where.netloc}"
-    cause: Any = error.args[0] if error.args else None
-    retries = max_retries if isinstance(cause, MaxRetryError) else 0
-    if isinstance(cause, MaxRetryError):
-        cause = cause.reason
-    if isinstance(error, requests.exceptions.ConnectTimeout):
-        reason = "connecting timed out"
-    elif isinstance(error, requests.exceptions.ReadTimeout) or isinstance(cause, ReadTimeoutError):
-        reason = "no answer within the read timeout"
-    elif isinstance(error, requests.exceptions.SSLError):
-        reason = "TLS handshake failed"
-    elif isinstance(error, requests.exceptions.ProxyError):
-        reason = "the proxy refused or failed the request"
-    elif isinstance(error, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
-        reason = "the answer was cut off or garbled"
-    elif isinstance(cause, NewConnectionError):
-        reason = "the connection was refused or the host is unknown"
-    elif isinstance(cause, ProtocolError):
-        reason = "the connection was closed or reset without an answer"
-    elif isinstance(error, requests.exceptions.ConnectionError):
-        reason = "the connection failed"
-    else:
-        reason = type(error).__name__
-    return (
-        f"Could not reach the Cloudflare API at {target} ({reason}){_after(retries)}. "
-        "Check the network, any proxy, and the connection's API base URL (host field)."
-    )
 
 
 def means_not_ready(error: CloudflareAPIError) -> bool:
@@ -424,28 +356,3 @@ def error_from_event(event: dict[str, Any]) -> CloudflareAPIError:
         errors=[e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else None,
         transient=transient if isinstance(transient, bool) else None,
     )
-
-
-def _after(retries: int) -> str:
-    """``" after 3 retries"``, or nothing when the request was not retried."""
-    if retries <= 0:
-        return ""
-    return f" after {retries} {'retry' if retries == 1 else 'retries'}"
-
-
-def _list(value: Any) -> list[Any]:
-    """``value`` if it is a list, else an empty one (Cloudflare's lists may come as anything, or not at all)."""
-    return value if isinstance(value, list) else []
-
-
-def _code(error: Mapping[str, Any]) -> str:
-    code = error.get("code")
-    return str(code) if isinstance(code, int) and not isinstance(code, bool) else "?"
-
-
-def _message(error: Mapping[str, Any]) -> str:
-    message = error.get("message")
-    if not isinstance(message, str) or not message.strip():
-        return "(no message)"
-    message = " ".join(message.split())
-    return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "..."
