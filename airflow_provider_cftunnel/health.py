@@ -1,14 +1,10 @@
-"""Tunnel and fleet health checks: which tunnels to read, at what cost, and the report.
-
-Cloudflare keeps each tunnel's health in its ``status`` (``healthy``, ``degraded``, ``down``, ``inactive``), and
-the tunnel list endpoint answers for up to 1,000 tunnels in one request, with filters applied by Cloudflare. So a
-fleet check costs one request per 1,000 selected tunnels, plus one ``connections`` request for each tunnel whose
-verdict depends on its connectors, which :meth:`~airflow_provider_cftunnel.rules.HealthRule.needs_connectors`
-decides (never with the default rule). Checking 1,500 tunnels with the default rule costs 2 requests.
+"""Tunnel and fleet health checks: which tunnels to read, at what cost, and the verdict on each.
 
 The health operator (scheduled checks) and the health event trigger (changes as they happen) both call
-:func:`check_tunnel_health`; the verdict on each tunnel is the one rule in
-:class:`~airflow_provider_cftunnel.rules.HealthRule`. Importing this module loads no HTTP library.
+:func:`check_tunnel_health` or :func:`poll_health`; the verdict on each tunnel is the one rule in
+:class:`~airflow_provider_cftunnel.rules.HealthRule`, and the report of a check lives in
+:mod:`~airflow_provider_cftunnel.health_report` (importable from here too). What a check costs, in requests, is
+in the operators guide. Importing this module loads no HTTP library.
 """
 
 from __future__ import annotations
@@ -37,6 +33,12 @@ from airflow_provider_cftunnel.health_plan import (
     connection_reads,
     plan_reads,
 )
+from airflow_provider_cftunnel.health_report import (
+    MAX_NAMED_IN_MESSAGE,
+    describe_unhealthy,
+    describe_unhealthy_lines,
+    health_report,
+)
 from airflow_provider_cftunnel.models import Tunnel, show_value, validate_uuid
 from airflow_provider_cftunnel.rules import HealthRule, TunnelHealth
 
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LIST_PAGE_SIZE",
+    "MAX_NAMED_IN_MESSAGE",
     "PollMemory",
     "Snapshot",
     "check_tunnel_health",
@@ -63,8 +66,6 @@ log = logging.getLogger(__name__)
 
 #: Above this many ``connections`` requests in one check, a warning says what it costs.
 MANY_CONNECTIONS_REQUESTS = 100
-#: Unhealthy tunnels named one by one in a failure message; the rest are counted.
-MAX_NAMED_IN_MESSAGE = 20
 _NO_ROUTE_CODES = frozenset({7000, 7003})
 #: Codes of a 403 that refuse the credentials themselves, not one tunnel (a scoped token's refusal is 9109).
 _CREDENTIAL_CODES = frozenset({1000, 6003, 6102, 6103, 6111, 9103, 9106, 10000, 10001})
@@ -72,8 +73,10 @@ _CREDENTIAL_CODES = frozenset({1000, 6003, 6102, 6103, 6111, 9103, 9106, 10000, 
 
 def parse_tunnel_ids(value: Any) -> list[str] | None:
     """
-    Read a ``tunnel_ids`` argument: a list of UUIDs, or a string (a rendered template, an environment variable)
-    holding a JSON list or ids separated by commas or spaces. ``None`` means "not by id".
+    Read a ``tunnel_ids`` argument: a list of UUIDs, or a string holding a JSON list or ids.
+
+    A string (a rendered template, an environment variable) holds a JSON list or ids separated by commas or
+    spaces. ``None`` means "not by id".
 
     :param value: What the task was given.
     :return: The ids, validated and lower-cased, without repeats, in order.
@@ -112,12 +115,11 @@ def check_tunnel_health(
     before_request: Callable[[], None] | None = None,
 ) -> list[TunnelHealth]:
     """
-    The verdict on each selected tunnel, fetched at the least cost.
+    Return the verdict on each selected tunnel, fetched at the least cost.
 
     Selection: ``tunnel_ids``, or the tunnels whose name starts with ``name_prefix``, or (neither) every tunnel of
-    the account; deleted tunnels never count. Cost: the list endpoint (``per_page=1000``, ``is_deleted=false``
-    and ``include_prefix`` passed to Cloudflare) reads every selected tunnel, one request per 1,000, unless
-    reading explicit ids one by one costs fewer requests (:func:`~airflow_provider_cftunnel.health_plan.plan_reads`).
+    the account; deleted tunnels never count. The tunnels are listed or read by id, whichever costs fewer
+    requests (:func:`~airflow_provider_cftunnel.health_plan.plan_reads`; the operators guide has the figures).
     An explicit id the list does not return is read by id once: a tunnel a scoped token may not read is reported
     ``not visible to this token (HTTP 403)``, an unknown one ``not visible to this token, or deleted (HTTP 404)``.
     Then the ``connections`` endpoint is called only for the tunnels :meth:`HealthRule.needs_connectors` names,
@@ -148,7 +150,7 @@ def make_demand(
     tunnel_ids: Any, name_prefix: str | None, rule: HealthRule, connections_max_age: float | None = None
 ) -> Demand:
     """
-    A :class:`~airflow_provider_cftunnel.health_plan.Demand` from a task's or a watcher's arguments.
+    Build a :class:`~airflow_provider_cftunnel.health_plan.Demand` from a task's or a watcher's arguments.
 
     :param tunnel_ids: As :func:`parse_tunnel_ids` reads them, or ``None``.
     :param name_prefix: A name prefix, or ``None``.
@@ -170,9 +172,10 @@ def make_demand(
 @dataclass
 class PollMemory:
     """
-    What a poller keeps from one poll to the next: the counts that price the next plan, each known tunnel's
-    name, and each tunnel's last ``connections`` read (reused within its bound, see
-    :func:`~airflow_provider_cftunnel.health_plan.connection_reads`).
+    What a poller keeps from one poll to the next.
+
+    The counts that price the next plan, each known tunnel's name, and each tunnel's last ``connections`` read
+    (reused within its bound, see :func:`~airflow_provider_cftunnel.health_plan.connection_reads`).
     """
 
     account_size: int | None = None
@@ -185,8 +188,10 @@ class PollMemory:
 @dataclass(frozen=True)
 class Snapshot:
     """
-    One poll's answer for every demand it was made for: the tunnels read, the ids no read could see, and the
-    connectors read (or reused) for the tunnels some rule needed them for.
+    One poll's answer for every demand it was made for.
+
+    It holds the tunnels read, the ids no read could see, and the connectors read (or reused) for the tunnels
+    some rule needed them for.
 
     :param account_id: The account polled.
     :param observed_at: When the poll was made (ISO 8601).
@@ -216,7 +221,7 @@ class Snapshot:
         return demand.name_prefix is not None and any(demand.name_prefix.startswith(p) for p in self.reads.prefixes)
 
     def selected(self, demand: Demand) -> list[str]:
-        """The ids ``demand`` selects in this poll (explicit ids as given; else listed, in Cloudflare's order)."""
+        """Return the ids ``demand`` selects in this poll (explicit ids as given, else in Cloudflare's order)."""
         if demand.tunnel_ids is not None:
             return list(demand.tunnel_ids)
         prefix = demand.name_prefix or ""
@@ -224,7 +229,7 @@ class Snapshot:
 
     def verdicts(self, demand: Demand) -> list[TunnelHealth] | None:
         """
-        The verdict on each tunnel ``demand`` selects, by its own rule; ``None`` when this poll does not cover it.
+        Return the verdict on each tunnel ``demand`` selects, by its own rule; ``None`` when the poll missed it.
 
         :param demand: One check's or watcher's selection and rule.
         """
@@ -252,7 +257,8 @@ class Snapshot:
 
 def not_visible(tunnel_id: str, status: int) -> TunnelHealth:
     """
-    The verdict on an explicit id that no read returned: unhealthy, saying what the answer allows one to tell.
+    Return the verdict on an explicit id that no read returned: unhealthy, saying what the answer tells.
+
     A scoped token's list leaves out the tunnels it may not read, so absence alone never means "deleted".
 
     :param tunnel_id: The id.
@@ -277,8 +283,10 @@ def poll_health(
     clock: Callable[[], float] = time.monotonic,
 ) -> Snapshot:
     """
-    Poll once for every demand: the reads :func:`~airflow_provider_cftunnel.health_plan.plan_reads` picks, one
-    read by id of each explicit id they did not return, then the ``connections`` that
+    Poll once for every demand.
+
+    It makes the reads :func:`~airflow_provider_cftunnel.health_plan.plan_reads` picks, one read by id of each
+    explicit id they did not return, then the ``connections`` that
     :func:`~airflow_provider_cftunnel.health_plan.connection_reads` picks, ``max_workers`` at a time.
 
     :param hook: The hook to call Cloudflare with.
@@ -384,7 +392,7 @@ def _no_wait() -> None:
 def _connectors(
     hook: CloudflareHook, account: str, tunnel_id: str, wait: Callable[[], None]
 ) -> list[TunnelConnector] | None:
-    """A tunnel's connectors, or ``None`` when it no longer exists."""
+    """Return a tunnel's connectors, or ``None`` when it no longer exists."""
     wait()
     try:
         return hook.list_tunnel_connectors(tunnel_id, account)
@@ -392,93 +400,3 @@ def _connectors(
         if _NO_ROUTE_CODES & set(error.codes):
             raise
         return None
-
-
-def health_report(
-    verdicts: Sequence[TunnelHealth],
-    *,
-    rule: HealthRule,
-    account_id: str,
-    tunnel_ids: Sequence[str] | None = None,
-    name_prefix: str | None = None,
-    checked_at: datetime | None = None,
-) -> dict[str, Any]:
-    """
-    The report of a health check, as plain JSON (safe for XCom; no secret in it).
-
-    ``{"healthy", "checked", "healthy_count", "unhealthy": [ids], "tunnels": [verdicts], "rule", "selection",
-    "connections_fetched", "checked_at"}``.
-
-    :param verdicts: What :func:`check_tunnel_health` returned.
-    :param rule: The rule it applied.
-    :param account_id: The account checked.
-    :param tunnel_ids: The explicit ids, if the selection was by id.
-    :param name_prefix: The name prefix, if the selection was by prefix.
-    :param checked_at: When the check ran (default: now).
-    """
-    unhealthy = [v.id for v in verdicts if not v.healthy]
-    return {
-        "healthy": not unhealthy,
-        "checked": len(verdicts),
-        "healthy_count": len(verdicts) - len(unhealthy),
-        "unhealthy": unhealthy,
-        "tunnels": [v.to_dict() for v in verdicts],
-        "rule": {
-            "allowed_statuses": list(rule.allowed_statuses),
-            "min_live_connections": rule.min_live_connections,
-            "min_colos": rule.min_colos,
-        },
-        "selection": {
-            "account_id": account_id,
-            "tunnel_ids": None if tunnel_ids is None else list(tunnel_ids),
-            "name_prefix": name_prefix or None,
-        },
-        "connections_fetched": sum(1 for v in verdicts if v.connectors is not None),
-        "checked_at": (checked_at or datetime.now(UTC)).isoformat(),
-    }
-
-
-def describe_unhealthy(verdicts: Iterable[TunnelHealth], limit: int = MAX_NAMED_IN_MESSAGE) -> str:
-    """
-    ``2 of 40 tunnels unhealthy: prod-web-3 (id): status is down (needs healthy); ...``, naming at most ``limit``.
-
-    :param verdicts: The verdicts of one check.
-    :param limit: How many unhealthy tunnels to name; the rest are counted.
-    """
-    verdicts = list(verdicts)
-    bad = [v for v in verdicts if not v.healthy]
-    if not bad:
-        return f"all {len(verdicts)} tunnel(s) healthy"
-    named = "; ".join(f"{v.label}: {', '.join(v.reasons)}" for v in bad[:limit])
-    more = f"; and {len(bad) - limit} more" if len(bad) > limit else ""
-    return f"{len(bad)} of {len(verdicts)} tunnel(s) unhealthy: {named}{more}"
-
-
-def describe_unhealthy_lines(verdicts: Iterable[TunnelHealth], limit: int = MAX_NAMED_IN_MESSAGE) -> list[str]:
-    """
-    Describe the unhealthy tunnels as a table, one line per tunnel (a log line each, which a log view never cuts).
-
-    For example::
-
-        NAME        ID                                    STATUS  LIVE  WHY
-        prod-web-2  c1744f8b-faa1-48a4-9e5c-02ac921467fa  down    -     status is down (needs healthy)
-
-    At most ``limit`` rows, then ``... and N more``; no line at all when every tunnel is healthy.
-
-    :param verdicts: The verdicts of one check.
-    :param limit: How many unhealthy tunnels to list; the rest are counted.
-    """
-    bad = [v for v in verdicts if not v.healthy]
-    if not bad:
-        return []
-    rows = [("NAME", "ID", "STATUS", "LIVE", "WHY")]
-    for v in bad[:limit]:
-        live = "-" if v.live_connections is None else str(v.live_connections)
-        rows.append((v.name or "(unknown)", v.id, v.status or "-", live, "; ".join(v.reasons)))
-    widths = [max(len(row[column]) for row in rows) for column in range(4)]
-    lines = [
-        "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[4]]) for row in rows
-    ]
-    if len(bad) > limit:
-        lines.append(f"... and {len(bad) - limit} more unhealthy tunnel(s) (all of them in the report's XCom)")
-    return lines
