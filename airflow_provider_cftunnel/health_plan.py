@@ -82,10 +82,12 @@ def plan_reads(
     names: Mapping[str, str] | None = None,
 ) -> Reads:
     """
-    The cheapest reads that answer every demand: the whole account's list, or one list per name prefix plus the
-    ids that no listed prefix covers one by one, whichever costs fewer requests (a tie goes to the narrower
-    reads: smaller answers). An id whose tunnel a selected list does not return is read by id afterwards (see
-    :func:`~airflow_provider_cftunnel.health.read_tunnels`): a scoped token hides it, or it was deleted.
+    Return the cheapest reads that answer every demand.
+
+    They are the whole account's list, or one list per name prefix plus the ids that no listed prefix covers one
+    by one, whichever costs fewer requests (a tie goes to the narrower reads: smaller answers). An id whose tunnel
+    a selected list does not return is read by id afterwards (see
+    :func:`~airflow_provider_cftunnel.health.poll_health`): a scoped token hides it, or it was deleted.
 
     :param demands: What each check or watcher selects.
     :param account_size: Tunnels in the account, when a whole-account list told (else one page is assumed).
@@ -139,11 +141,13 @@ def connection_reads(
     now: float,
 ) -> list[str]:
     """
-    The tunnels whose ``connections`` must be read this poll: every tunnel that needs them, except one whose
-    last read is younger than its bound and whose ``status``, ``conns_active_at`` and ``conns_inactive_at`` are
-    what they were then. Cloudflare changes those fields when a tunnel gains its first or loses its last
-    connection, or a connection fails; a change they do not show (a connector moving to another data centre,
-    one of several connections dropping without a status change) is seen once the bound has passed.
+    Return the tunnels whose ``connections`` must be read this poll.
+
+    That is every tunnel that needs them, except one whose last read is younger than its bound and whose
+    ``status``, ``conns_active_at`` and ``conns_inactive_at`` are what they were then. Cloudflare changes those
+    fields when a tunnel gains its first or loses its last connection, or a connection fails; a change they do
+    not show (a connector moving to another data centre, one of several connections dropping without a status
+    change) is seen once the bound has passed.
 
     :param need: ``{tunnel_id: ((status, conns_active_at, conns_inactive_at), max_age)}`` for each tunnel some
         rule needs the connections of; ``max_age`` ``None`` or 0 means every poll.

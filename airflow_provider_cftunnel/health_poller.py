@@ -45,7 +45,7 @@ SETTLE = 0.2
 
 def stream_key(kwargs: dict[str, Any]) -> StreamKey:
     """
-    The key of the poll a health trigger with these keyword arguments shares.
+    Return the key of the poll a health trigger with these keyword arguments shares.
 
     :param kwargs: The trigger's serialized keyword arguments.
     """
@@ -99,7 +99,7 @@ class HealthPoller:
 
     @classmethod
     def for_key(cls, key: StreamKey) -> HealthPoller:
-        """The running loop's poller for ``key``, created on first use."""
+        """Return the running loop's poller for ``key``, created on first use."""
         pollers = cls._pollers.setdefault(asyncio.get_running_loop(), {})
         poller = pollers.get(key)
         if poller is None:
@@ -108,7 +108,7 @@ class HealthPoller:
 
     @classmethod
     def active(cls) -> dict[StreamKey, HealthPoller]:
-        """The running loop's pollers (for tests and benchmarks)."""
+        """Return the running loop's pollers (for tests and benchmarks)."""
         return dict(cls._pollers.get(asyncio.get_running_loop(), {}))
 
     def register(self, demand: Demand) -> int:
@@ -217,7 +217,7 @@ class HealthPoller:
 
 
 def _waiter(budget: Any, loop: asyncio.AbstractEventLoop) -> Any:
-    """A callable for a worker thread that waits, on ``loop``, for the next slot of ``budget``."""
+    """Return a callable for a worker thread that waits, on ``loop``, for the next slot of ``budget``."""
 
     def acquire() -> None:
         asyncio.run_coroutine_threadsafe(budget.acquire(), loop).result()
