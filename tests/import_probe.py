@@ -12,7 +12,7 @@ def modules_added(imports: str, *, setup: str = "") -> list[str]:
     """
     The modules a fresh interpreter loads for ``imports``, after ``setup`` has run (sorted).
 
-    :param imports: Python statements, e.g. ``"import airflow_provider_cftunnel.errors"``.
+    :param imports: Python statements, e.g. ``"import airflow_provider_cftunnel.exceptions"``.
     :param setup: Statements run first, whose modules do not count (what the importing process already has).
     """
     code = "\n".join(

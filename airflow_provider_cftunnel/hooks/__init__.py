@@ -1,4 +1,4 @@
-"""Hooks of the Cloudflare Tunnel provider.
+"""Hooks of the Cloudflare Tunnel provider: the task's ``hook_params`` and the triggerer's hook factory.
 
 This package's ``__init__`` stays light (no ``requests``): operators and sensors check their ``hook_params``
 with :func:`check_hook_params` at DAG-parse time, and import the hook itself only when they run.
@@ -6,10 +6,15 @@ with :func:`check_hook_params` at DAG-parse time, and import the hook itself onl
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["HOOK_PARAMS", "check_hook_params", "hook_kwargs"]
+if TYPE_CHECKING:
+    from airflow_provider_cftunnel.hooks.cloudflare import CloudflareHook
+
+__all__ = ["HOOK_PARAMS", "check_hook_params", "hook_for_triggerer", "hook_kwargs"]
 
 #: The keyword arguments of :class:`~airflow_provider_cftunnel.hooks.cloudflare.CloudflareHook` a task may set.
 HOOK_PARAMS = ("timeout", "max_retries", "backoff_factor", "max_retry_after")
@@ -59,6 +64,40 @@ def hook_kwargs(hook_params: Mapping[str, Any] | None) -> dict[str, Any]:
     if isinstance(kwargs.get("timeout"), list):
         kwargs["timeout"] = tuple(kwargs["timeout"])
     return kwargs
+
+
+async def hook_for_triggerer(conn_id: str, hook_params: Mapping[str, Any] | None = None) -> CloudflareHook:
+    """
+    Build a hook for ``conn_id`` in a trigger, reading its connection without blocking the event loop.
+
+    The hook module (``requests``, ``urllib3``) is imported in a worker thread, once per process.
+
+    :param conn_id: The Airflow connection.
+    :param hook_params: The task's ``hook_params``; by default no retries inside (the trigger's own backoff,
+        which honours ``Retry-After``, replaces them) and a 20 s read timeout.
+    :raises CloudflareAPIError: When the triggerer cannot read the connection (never transient).
+    :raises CloudflareConfigError: When the connection's credentials are malformed.
+    :raises ValueError: When ``hook_params`` are malformed (as :func:`check_hook_params`).
+    """
+    from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+
+    from airflow_provider_cftunnel.exceptions import CloudflareAPIError
+    from airflow_provider_cftunnel.hooks.credentials import CloudflareCredentials
+
+    hooks = await asyncio.to_thread(importlib.import_module, "airflow_provider_cftunnel.hooks.cloudflare")
+    try:
+        conn = await get_async_connection(conn_id)
+    except Exception as error:
+        raise CloudflareAPIError(
+            f"Could not read Airflow connection {conn_id!r} in the triggerer: {type(error).__name__}. "
+            "Define it (UI, CLI, secrets backend or AIRFLOW_CONN_* in the triggerer's environment).",
+            transient=False,
+        ) from None
+    extra = await get_async_extra_dejson(conn)  # conn.extra_dejson would block the loop on secret masking
+    credentials = CloudflareCredentials.from_connection(conn, extra)
+    kwargs: dict[str, Any] = {"max_retries": 0, "timeout": (10.0, 20.0), **hook_kwargs(hook_params)}
+    hook: CloudflareHook = hooks.CloudflareHook.from_credentials(credentials, conn_id, **kwargs)
+    return hook
 
 
 def _positive(value: Any, *, allow_zero: bool = False) -> bool:

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import os
 import random
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import takewhile
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from typing import Any
+from urllib.parse import quote
 
 import requests
 from airflow.providers.common.compat.sdk import BaseHook
@@ -22,13 +20,14 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from airflow_provider_cftunnel import __version__
-from airflow_provider_cftunnel.errors import describe_transport_error, error_class, format_errors, hint
 from airflow_provider_cftunnel.exceptions import (
     CloudflareAPIError,
     CloudflareAuthError,
     CloudflareConfigError,
-    CloudflareRateLimitError,
+    decode_answer,
+    describe_transport_error,
 )
+from airflow_provider_cftunnel.hooks.credentials import DEFAULT_API_BASE_URL, CloudflareCredentials
 from airflow_provider_cftunnel.models import Tunnel, TunnelConnector, show_value, validate_account_id, validate_uuid
 from airflow_provider_cftunnel.ratelimit import (
     QuotaClaim,
@@ -37,23 +36,15 @@ from airflow_provider_cftunnel.ratelimit import (
     quota_for,
 )
 
-if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import Connection
+__all__ = ["DEFAULT_API_BASE_URL", "CloudflareCredentials", "CloudflareHook"]
 
-__all__ = ["DEFAULT_API_BASE_URL", "CloudflareHook"]
-
-DEFAULT_API_BASE_URL = "https://api.cloudflare.com/client/v4"
 USER_AGENT = f"airflow-provider-cftunnel/{__version__}"
 
 #: Retry-After values above this many seconds are capped (Cloudflare's lockout lasts 5 minutes).
 MAX_RETRY_AFTER = 300.0
 #: Statuses worth asking again: rate limited, or a server/edge error (Cloudflare's own 52x included).
 RETRY_STATUSES = frozenset([429, *range(500, 600)])
-#: Cloudflare's rate limit per user, shared by every token and key of the user and the dashboard.
-DEFAULT_RATE_LIMIT_REQUESTS = 1200
-DEFAULT_RATE_LIMIT_PERIOD = 300.0
 
-_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+")
 _MAX_PAGES = 1000
 
 
@@ -104,109 +95,6 @@ def parse_retry_after(value: str | None, cap: float = MAX_RETRY_AFTER) -> float 
         return CloudflareRetry(max_retry_after=cap).parse_retry_after(value)
     except Exception:
         return None
-
-
-@dataclass(frozen=True)
-class CloudflareCredentials:
-    """
-    What the hook needs from an Airflow connection. The secret never appears in ``repr``.
-
-    :param secret: The API token, or the Global API Key when ``email`` is set.
-    :param email: The account email for legacy Global API Key auth; ``None`` for an API token.
-    :param account_id: The default account id (``extra.account_id``), or ``None``.
-    :param base_url: The API base URL, without a trailing slash.
-    :param rate_limit_requests: Requests allowed per ``rate_limit_period`` for this credential.
-    :param rate_limit_period: The rate limit's window, in seconds.
-    """
-
-    secret: str = field(repr=False)
-    email: str | None = field(default=None, repr=False)
-    account_id: str | None = None
-    base_url: str = DEFAULT_API_BASE_URL
-    rate_limit_requests: int = DEFAULT_RATE_LIMIT_REQUESTS
-    rate_limit_period: float = DEFAULT_RATE_LIMIT_PERIOD
-
-    @property
-    def uses_global_key(self) -> bool:
-        """Whether this is a legacy email + Global API Key pair rather than an API token."""
-        return self.email is not None
-
-    @classmethod
-    def from_connection(cls, conn: Connection, extra: Mapping[str, Any] | None = None) -> CloudflareCredentials:
-        """
-        Read credentials from an Airflow connection of type ``cloudflare``.
-
-        :param conn: The connection.
-        :param extra: Its extra as a dict, when the caller already has it (the triggerer reads it async).
-        """
-        if extra is None:
-            extra = conn.extra_dejson
-        secret = (conn.password or "").strip()
-        if not secret:
-            raise CloudflareConfigError(
-                "The connection has no API token: put a Cloudflare API token in its password field (shown as "
-                "'API Token'), or an email in 'login' and the Global API Key in 'password'."
-            )
-        login = (conn.login or "").strip() or None
-        if login is not None and not _EMAIL_RE.fullmatch(login):
-            raise CloudflareConfigError(
-                "The connection's login field is only for the account email of legacy Global API Key auth, "
-                "and it does not look like an email. Leave it empty to use an API token."
-            )
-        try:
-            raw_requests, raw_period = _extra(extra, "rate_limit_requests"), _extra(extra, "rate_limit_period")
-            requests_allowed = DEFAULT_RATE_LIMIT_REQUESTS if raw_requests is None else int(raw_requests)
-            period = DEFAULT_RATE_LIMIT_PERIOD if raw_period is None else float(raw_period)
-        except (TypeError, ValueError):
-            requests_allowed, period = 0, 0.0
-        if requests_allowed < 1 or not period > 0:
-            raise CloudflareConfigError(
-                "The connection's rate_limit_requests must be a whole number >= 1 and rate_limit_period a "
-                "number of seconds > 0 (Cloudflare's limit: 1200 per 300)."
-            )
-        return cls(
-            secret=secret,
-            email=login,
-            account_id=_extra(extra, "account_id"),
-            base_url=_base_url(conn),
-            rate_limit_requests=requests_allowed,
-            rate_limit_period=period,
-        )
-
-    def headers(self) -> dict[str, str]:
-        """The authentication headers: ``Authorization: Bearer`` for a token, X-Auth-* for a Global key."""
-        if self.email is not None:
-            return {"X-Auth-Email": self.email, "X-Auth-Key": self.secret}
-        return {"Authorization": f"Bearer {self.secret}"}
-
-    def redact(self, text: str) -> str:
-        """``text`` with the secret (and, with a Global key, the email) replaced by ``***``."""
-        for value in (self.secret, self.email):
-            if value and len(value) >= 5:  # as Airflow's masker: shorter values would mangle every message
-                text = text.replace(value, "***")
-        return text
-
-
-def _extra(extra: Mapping[str, Any], name: str) -> Any:
-    """An extra field, under its plain name or the ``extra__cloudflare__`` prefix older UIs write."""
-    value = extra.get(name)
-    if value in (None, ""):
-        value = extra.get(f"extra__cloudflare__{name}")
-    if isinstance(value, str):
-        value = value.strip()
-    return value if value not in (None, "") else None
-
-
-def _base_url(conn: Connection) -> str:
-    """The connection's host as a full API base URL, or Cloudflare's."""
-    host = (conn.host or "").strip()
-    if not host:
-        return DEFAULT_API_BASE_URL
-    if "://" not in host:
-        scheme = (conn.schema or "https").strip() or "https"
-        port = f":{conn.port}" if conn.port else ""
-        host = f"{scheme}://{host}{port}"
-    return host.rstrip("/")
 
 
 class _CloudflareAuth(requests.auth.AuthBase):
@@ -545,51 +433,20 @@ class CloudflareHook(BaseHook):
         return quota.take_handed_over() or quota.wait(max_wait=self.max_retry_after)
 
     def _envelope(self, response: requests.Response, body: bytes, path: str) -> dict[str, Any]:
-        status = response.status_code
-        if 300 <= status < 400:
-            location = response.headers.get("Location", "")
-            target = urlsplit(location).netloc or "the same host"
-            raise CloudflareAPIError(
-                f"Cloudflare API answered HTTP {status} with a redirect to {target} for {path}; redirects "
-                "are not followed, so credentials never leave the configured host. Check the connection's "
-                "API base URL (host field).",
-                status_code=status,
-            )
-        try:
-            envelope = response.json() if body else None
-        except ValueError:
-            envelope = None
-        if not isinstance(envelope, dict):
-            content_type = response.headers.get("Content-Type", "unknown content type").split(";")[0]
-            kind = "an empty response" if not body else f"a non-JSON response ({content_type}, {len(body)} bytes)"
-            raise error_class(status, ())(
-                f"Cloudflare API returned {kind} with HTTP {status} for {path}"
-                + (" - likely a gateway or proxy error" if status >= 500 else ""),
-                status_code=status,
-                transient=status >= 500 or 200 <= status < 300,
-            )
-        errors = [e for e in _list(envelope.get("errors")) if isinstance(e, dict)]
-        if 200 <= status < 300 and envelope.get("success") is not False:
-            return envelope
-        codes = {e["code"] for e in errors if isinstance(e.get("code"), int)}
-        cls = error_class(status, codes)
-        credentials = self.credentials
-        message = self._redact(format_errors(status, errors)) + hint(
-            cls,
-            codes,
+        status, credentials = response.status_code, self.credentials
+        return decode_answer(
+            status,
+            body,
+            response.headers,
             path,
             uses_global_key=credentials.uses_global_key,
             rate_limit=(credentials.rate_limit_requests, credentials.rate_limit_period),
             retries=_retries_made(response),
+            retry_after=parse_retry_after(response.headers.get("Retry-After"), self.max_retry_after)
+            if status == 429
+            else None,
+            redact=self._redact,
         )
-        if cls is CloudflareRateLimitError:
-            raise CloudflareRateLimitError(
-                message,
-                status_code=status,
-                errors=errors,
-                retry_after=parse_retry_after(response.headers.get("Retry-After"), self.max_retry_after),
-            )
-        raise cls(message, status_code=status, errors=errors)
 
     def _redact(self, text: str) -> str:
         credentials = self._preset_credentials or self.__dict__.get("credentials")
@@ -612,11 +469,6 @@ class CloudflareHook(BaseHook):
         if not isinstance(result, list) or not all(isinstance(item, dict) for item in result):
             raise CloudflareAPIError(f"Cloudflare API returned an unexpected {what} list: expected a list of objects")
         return result
-
-
-def _list(value: Any) -> list[Any]:
-    """``value`` if it is a list, else an empty one (Cloudflare's lists may come as anything, or not at all)."""
-    return value if isinstance(value, list) else []
 
 
 def _is_number(value: Any) -> bool:

@@ -8,7 +8,6 @@ knows nothing about sockets, faults or the request log, so it is cheap and easy 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -19,81 +18,22 @@ from airflow_provider_cftunnel.testing.rate_limit import (
     RateDecision,
     RateLimiter,
 )
-from airflow_provider_cftunnel.testing.scenario import ACCOUNT_ID_RE, UUID_RE
+from airflow_provider_cftunnel.testing.wire import ACCOUNT_ID_RE, API_PREFIX, UUID_RE, Response, error, error_body, ok
 
 if TYPE_CHECKING:
     from airflow_provider_cftunnel.testing.state import SimulatorState, Tunnel
 
 __all__ = [
-    "API_PREFIX",
     "RATE_LIMIT_HEADER_STYLES",
     "TUNNEL_STATUSES",
     "CloudflareApi",
     "RateDecision",
     "RateLimiter",
-    "Response",
-    "error_body",
 ]
 
-API_PREFIX = "/client/v4"
 TUNNEL_STATUSES = ("inactive", "degraded", "healthy", "down")
-JSON = "application/json"
 _GLOBAL_KEY_RE = re.compile(r"^[0-9a-f]{37}$")
 _MAX_PER_PAGE = 1000
-
-
-class Response(NamedTuple):
-    """One HTTP answer."""
-
-    status: int
-    body: bytes
-    content_type: str = JSON
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-def dumps(obj: Any) -> bytes:
-    """Encode JSON compactly, as Cloudflare does.
-
-    :param obj: a JSON-ready object.
-    """
-    return json.dumps(obj, separators=(",", ":")).encode()
-
-
-def error_body(code: int, message: str, error_chain: list[dict[str, Any]] | None = None) -> bytes:
-    """Return the bytes of a Cloudflare error envelope with one error.
-
-    :param code: the Cloudflare error code.
-    :param message: its message.
-    :param error_chain: nested errors (``[{"code", "message"}]``), if any.
-    """
-    error: dict[str, Any] = {"code": code, "message": message}
-    if error_chain:
-        error["error_chain"] = error_chain
-    return dumps({"success": False, "errors": [error], "messages": [], "result": None})
-
-
-def error(status: int, code: int, message: str, error_chain: list[dict[str, Any]] | None = None) -> Response:
-    """Return an error :class:`Response`.
-
-    :param status: the HTTP status.
-    :param code: the Cloudflare error code.
-    :param message: its message.
-    :param error_chain: nested errors, if any.
-    """
-    return Response(status, error_body(code, message, error_chain))
-
-
-def ok(result: Any, result_info: dict[str, Any] | None = None, messages: list[Any] | None = None) -> Response:
-    """Return a 200 success envelope.
-
-    :param result: the ``result``.
-    :param result_info: pagination info, for lists.
-    :param messages: the ``messages`` list.
-    """
-    body: dict[str, Any] = {"success": True, "errors": [], "messages": messages or [], "result": result}
-    if result_info is not None:
-        body["result_info"] = result_info
-    return Response(200, dumps(body))
 
 
 def _bad_header(chain_code: int, chain_message: str) -> Response:

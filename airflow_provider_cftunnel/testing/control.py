@@ -11,20 +11,19 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from airflow_provider_cftunnel.testing.api import Response, dumps
 from airflow_provider_cftunnel.testing.faults import Fault
+from airflow_provider_cftunnel.testing.wire import CONTROL_PREFIX, Response, dumps
 
-if TYPE_CHECKING:
-    from airflow_provider_cftunnel.testing.server import CloudflareSimulator
+__all__ = ["ROUTES", "Handler", "dispatch"]
 
-__all__ = ["CONTROL_PREFIX", "ROUTES", "Handler", "dispatch"]
-
-CONTROL_PREFIX = "/__simulator__"
+#: What the handlers drive: a :class:`~airflow_provider_cftunnel.testing.server.CloudflareSimulator`, typed
+#: ``Any`` here because the server module imports this one (the handlers use its public methods only).
+CloudflareSimulator = Any
 
 #: A control handler: ``handler(simulator, body)`` returns the JSON-ready answer.
-Handler = Callable[["CloudflareSimulator", bytes], Any]
+Handler = Callable[[CloudflareSimulator, bytes], Any]
 
 #: ``(method, route)`` -> handler; a route is the path after :data:`CONTROL_PREFIX`, e.g. ``/health``.
 ROUTES: dict[tuple[str, str], Handler] = {}

@@ -6,41 +6,7 @@ HTTP method, ``skip`` how many matching requests to let through first and ``coun
 (``None``: every one). Faults are checked in the order they were added; the first active match wins.
 Faults never apply to the ``/__simulator__/`` control endpoints.
 
-Kinds and their parameters (all optional unless marked required):
-
-``rate_limit``
-    429 with code ``code`` (971) and ``message``; header ``Retry-After`` is ``retry_after`` (a number of
-    seconds, or a string sent verbatim), or an HTTP date ``retry_after_date`` seconds from the moment of
-    the answer, or absent when both are ``None``.
-``server_error``
-    ``status`` 500 (or 502, 503, 504, any 5xx); ``body`` ``"json"`` (an error envelope with ``code``
-    (10001) and ``message``) or ``"html"`` (a gateway page, ``text/html``).
-``slow``
-    waits ``delay`` seconds (required, > 0), then answers normally.
-``drop``
-    closes the connection without sending a byte of response.
-``reset``
-    resets the connection (TCP RST, via ``SO_LINGER`` 0) without a response.
-``truncated_json``
-    the normal answer's status and headers, its JSON body cut in half, with a ``Content-Length`` that
-    matches the cut body (the client reads a complete response that is not valid JSON).
-``short_body``
-    the normal answer's status and headers with the full ``Content-Length``, but only half the body is
-    sent, then the connection is closed.
-``non_json``
-    ``status`` (200) with an HTML page (``body``, default a Cloudflare-like page) as ``text/html``.
-``success_false``
-    200 with ``success: false`` and one error ``code`` (1002) / ``message``.
-``null_result``
-    200 with ``success: true`` and ``result: null``.
-``error``
-    ``status`` (required) with one error ``code`` (required) and ``message`` (default: the usual message for
-    well-known codes); ``error_chain`` (a list of ``{"code", "message"}``) is attached to the error (for
-    code 6003 it defaults to 6111 "Invalid format for Authorization header").
-``redirect``
-    ``status`` (302; also 301, 303, 307, 308) with ``Location: location`` (required) and an empty body.
-
-``headers`` (a dict) adds response headers to any kind that sends a response.
+The kinds (:data:`FAULT_KINDS`) and their parameters are listed in docs/simulator.md ("Faults").
 
 :meth:`Fault.render` builds the answer of the kinds that send one of their own (:data:`RENDERED_KINDS`); the
 HTTP server (:mod:`airflow_provider_cftunnel.testing.http`) carries out the others, which act on the connection
@@ -58,7 +24,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
-from airflow_provider_cftunnel.testing.api import Response, dumps, error_body
+from airflow_provider_cftunnel.testing.wire import Response, dumps, error_body
 
 __all__ = ["FAULT_KINDS", "RENDERED_KINDS", "Fault", "FaultSet", "default_message"]
 

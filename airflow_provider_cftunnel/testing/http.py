@@ -25,9 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from airflow_provider_cftunnel.testing.api import Response, error_body
-from airflow_provider_cftunnel.testing.control import CONTROL_PREFIX
 from airflow_provider_cftunnel.testing.request_log import Headers, RequestRecord, canonical_header
+from airflow_provider_cftunnel.testing.wire import CONTROL_PREFIX, Response, error_body
 
 if TYPE_CHECKING:
     from airflow_provider_cftunnel.testing.faults import Fault

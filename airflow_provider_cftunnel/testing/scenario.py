@@ -1,122 +1,10 @@
 """Scenarios for the local Cloudflare simulator: the JSON format, its defaults and its validation.
 
-A scenario describes who may call the simulated API (tokens, Global API Keys), which accounts, tunnels and
-connectors exist, how each connector's connections change over time, and optionally an emulated rate limit
-and injected faults. Times are seconds since the simulator started (``at``), so one file gives a repeatable
-story: "the connector comes up after 3 s, loses two connections at 60 s and vanishes at 240 s".
-
-Every key is optional. A missing top-level key takes its default, so ``{}`` is the default scenario and
-``{"up_after": 0}`` is the default scenario with the connector ready at once. The defaults: ``api_tokens``
-are the six tokens named by the ``*_API_TOKEN`` / ``DEFAULT_ACCOUNT_TOKEN`` constants below (user, account
-owned, disabled, expired, without tunnel read, restricted to :data:`OTHER_ACCOUNT_ID`); ``global_keys`` is
-one key (:data:`DEFAULT_GLOBAL_KEY_EMAIL`, :data:`DEFAULT_GLOBAL_KEY`); ``accounts`` is one account
-(:data:`DEFAULT_ACCOUNT_ID`) with one tunnel (:data:`DEFAULT_TUNNEL_ID`) and ``replicas`` connectors (the
-first :data:`DEFAULT_CONNECTOR_ID`). Inside ``accounts``, a connector without ``timeline`` or ``up_after``
-is up at once with 4 connections. :func:`normalize_scenario` fills in every default and rejects unknown keys;
-its output (also what ``--print-scenario`` prints) is itself a valid scenario.
-
-Format (JSON; comments are explanations, not part of the format)::
-
-    {
-      // Shorthands, used only when "accounts" is absent: the default account with one tunnel whose
-      // `replicas` connectors each open `connections` connections `up_after` seconds after start.
-      "up_after": 3.0,
-      "connections": 4,
-      "replicas": 1,
-
-      // Credentials. A bare string is a shorthand for {"token": "<string>"}.
-      "api_tokens": [
-        {
-          "token": "cfsim-user-token-0001",   // any string: token formats are never validated
-          "id": "<32 hex>",                   // default: derived from the token
-          "owner": "user",                    // "user" (verifies on /user/tokens/verify) or "account"
-          "account_id": null,                 // owner "account": the owning account (default: first)
-          "accounts": null,                   // owner "user": account ids it may read; null = all
-          "status": "active",                 // "active", "disabled" or "expired"
-          "tunnel_read": true,                // false: tunnel endpoints answer 403 code 10000
-          "expires_on": null,                 // optional RFC 3339 strings, echoed by the verify endpoints
-          "not_before": null,
-          "user": null                        // optional: whose rate-limit pool it draws from (default: the
-                                              // scenario's user, the pool of every credential naming none)
-        }
-      ],
-      "global_keys": [
-        {"email": "simulator@example.com", "key": "<37 hex>", "accounts": null}   // and "user", as tokens
-      ],
-      "user": {"id": "<32 hex>", "email": "simulator@example.com"},   // what GET /user returns
-
-      "accounts": [
-        {
-          "id": "<32 hex>",
-          "name": "Simulated account",
-          "tunnels": [
-            {
-              "id": "<uuid>",                 // default: derived from the account id and position
-              "name": "cfsim-tunnel",
-              "created_at": null,             // RFC 3339; null = one day before the simulator started
-              "deleted_at": null,             // RFC 3339 for a deleted tunnel (see is_deleted filter)
-              "remote_config": false,
-              "config_src": "local",
-              "metadata": {},
-              "connectors": [                 // at most 25 (Cloudflare's replica limit)
-                {
-                  "id": "<uuid>",             // default: derived from the tunnel id and position
-                  "version": "2026.11.0",
-                  "arch": "linux_amd64",
-                  "config_version": 0,
-                  "features": ["ha-origin", "management_logs", "serialized_headers"],
-                  "origin_ip": "203.0.113.10",
-                  "colos": ["DFW", "IAD"],    // connection i is served by colos[i % len(colos)]
-                  "timeline": [
-                    {"at": 3, "live": 4},
-                    {"at": 60, "live": 2, "pending": 2},
-                    {"at": 240, "gone": true}
-                  ]
-                  // instead of "timeline": "up_after": 0, "connections": 4  (= [{"at": 0, "live": 4}])
-                }
-              ]
-            }
-          ]
-        }
-      ],
-
-      // Many tunnels at once, appended to an account's tunnels (expanded by normalize_scenario). Names are
-      // prefix + a number padded to the width of count ("prod-web-0001"), ids derived (fleet_tunnel_id).
-      // "statuses" gives that many tunnels (spread deterministically) another status at start; the rest are
-      // healthy. See fleet_tunnels for the connectors behind each status.
-      "fleets": [
-        {"prefix": "prod-web-", "count": 1000, "account_id": null,   // null: the first account
-         "up_after": 0, "connections": 4, "replicas": 1,
-         "statuses": {"down": 3, "degraded": 2, "inactive": 1}}
-      ],
-
-      "rate_limit": null,                     // or {"requests": 1200, "period": 300}, per user (see
-                                              // CloudflareSimulator.set_rate_limit), optionally with
-                                              // "headers": "ietf" | "legacy" | "none", "dashboard_rate",
-                                              // "window": "sliding" | "fixed", "reset": "more" | "full"
-      "faults": [],                           // fault specs, see airflow_provider_cftunnel.testing.faults
-      "legacy_tunnel_connections": false,     // true: tunnel objects also carry "connections" (pre 2026-10-05)
-      "legacy_list_deleted": false            // true: the tunnel list without is_deleted also lists deleted
-                                              // tunnels, as Cloudflare did before 2025-12-01
-    }
-
-Timeline semantics, per connector:
-
-* Entries are ordered by ``at`` (seconds since start, non-decreasing; a negative time is before the start, so
-  the connector has that history when the simulator starts). The connector is absent (404 on its own
-  endpoint, missing from ``/connections``) before its first entry and after a ``"gone": true`` entry.
-* ``live`` connections serve traffic (``is_pending_reconnect: false``); ``pending`` ones have dropped and are
-  still tracked (``is_pending_reconnect: true``). Connection ``i`` is live when ``i < live``, pending when
-  ``live <= i < live + pending``. A connection keeps its id while it stays open (live, or live then pending);
-  one that (re)opens gets a fresh id and ``opened_at``, as a reconnecting ``cloudflared`` does.
-* ``run_at`` is the time of the first entry after the last ``gone`` (a connector id reappearing after
-  ``gone`` is a new run). A restart of ``cloudflared`` is modelled as one connector going ``gone`` (after
-  some ``pending`` time, if you like) and another connector id appearing.
-
-Tunnel ``status`` is derived from its connectors at the moment of the request: ``inactive`` if no connector
-ever appeared, ``healthy`` if some connections are live and none pending, ``degraded`` if some are live and
-some pending, ``down`` otherwise. ``conns_active_at`` is when the current (or last) period with live
-connections began, ``conns_inactive_at`` when the last such period ended (``null`` while live).
+A scenario says who may call the simulated API (tokens, Global API Keys), which accounts, tunnels and connectors
+exist, how each connector's connections change over time (``at``: seconds since the simulator started), and
+optionally an emulated rate limit and faults. Every key is optional: ``{}`` is the default scenario.
+:func:`normalize_scenario` fills in every default and rejects unknown keys; its output is itself a valid
+scenario. The format, its defaults and the timeline semantics are in docs/simulator.md ("Scenario format").
 """
 
 from __future__ import annotations
@@ -127,9 +15,10 @@ import json
 import math
 import os
 import random
-import re
 import uuid
 from typing import Any
+
+from airflow_provider_cftunnel.testing.wire import ACCOUNT_ID_RE, UUID_RE
 
 __all__ = [
     "DEFAULT_ACCOUNT_ID",
@@ -182,8 +71,6 @@ DEFAULT_FEATURES = ("ha-origin", "management_logs", "serialized_headers")
 MAX_CONNECTORS_PER_TUNNEL = 25
 
 TOKEN_STATUSES = ("active", "disabled", "expired")
-ACCOUNT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _ID_NAMESPACE = uuid.UUID("0b6f3a52-3c2e-4b1e-9a55-8f1d7c1f0c11")
 
 _TOP_KEYS = frozenset(

@@ -21,15 +21,16 @@ from functools import partial
 from types import TracebackType
 from typing import Any
 
-from airflow_provider_cftunnel.testing.api import API_PREFIX, CloudflareApi
+from airflow_provider_cftunnel.testing.api import CloudflareApi
 from airflow_provider_cftunnel.testing.connection import AirflowConnectionMixin
-from airflow_provider_cftunnel.testing.control import CONTROL_PREFIX, dispatch
+from airflow_provider_cftunnel.testing.control import dispatch
 from airflow_provider_cftunnel.testing.faults import Fault, FaultSet
 from airflow_provider_cftunnel.testing.http import Backend, SimulatorHTTPServer
 from airflow_provider_cftunnel.testing.rate_limit import RateLimiter
 from airflow_provider_cftunnel.testing.request_log import Headers, RequestLog, RequestRecord
 from airflow_provider_cftunnel.testing.scenario import load_scenario
 from airflow_provider_cftunnel.testing.state import SimulatorState, format_timestamp
+from airflow_provider_cftunnel.testing.wire import API_PREFIX, CONTROL_PREFIX
 
 __all__ = ["CONTROL_PREFIX", "CloudflareSimulator", "Headers", "RequestRecord"]
 
@@ -217,7 +218,8 @@ class CloudflareSimulator(AirflowConnectionMixin):
         :param name: its name.
         :returns: the account id.
         """
-        from airflow_provider_cftunnel.testing.scenario import ACCOUNT_ID_RE, derived_hex32
+        from airflow_provider_cftunnel.testing.scenario import derived_hex32
+        from airflow_provider_cftunnel.testing.wire import ACCOUNT_ID_RE
 
         account_id = account_id or derived_hex32("added-account", len(self._state.accounts), time.time())
         if not ACCOUNT_ID_RE.match(account_id):

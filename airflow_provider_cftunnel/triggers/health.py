@@ -208,11 +208,12 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
             hook raises them), which end the watcher with the error in the triggerer log.
         """
         from airflow_provider_cftunnel.health import describe_unhealthy, parse_tunnel_ids
-        from airflow_provider_cftunnel.triggers.tunnel import TunnelPoller, _async_hook, poll_delay
+        from airflow_provider_cftunnel.hooks import hook_for_triggerer
+        from airflow_provider_cftunnel.triggers.tunnel import TunnelPoller, poll_delay
 
         rule = self._rule()
         tunnel_ids = parse_tunnel_ids(self.tunnel_ids)
-        hook = await _async_hook(self.cloudflare_conn_id, check_hook_params(self.hook_params))
+        hook = await hook_for_triggerer(self.cloudflare_conn_id, check_hook_params(self.hook_params))
         account_id = hook.account(self.account_id or None)
         budget = TunnelPoller.budget_for(hook.credentials)
         loop = asyncio.get_running_loop()

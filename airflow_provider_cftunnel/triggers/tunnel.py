@@ -25,7 +25,6 @@ retries inside (the poller's own backoff, which honours ``Retry-After``, replace
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import random
 import time
@@ -45,7 +44,7 @@ from airflow_provider_cftunnel.exceptions import (
     error_to_event,
     means_not_ready,
 )
-from airflow_provider_cftunnel.hooks import check_hook_params, hook_kwargs
+from airflow_provider_cftunnel.hooks import check_hook_params, hook_for_triggerer
 from airflow_provider_cftunnel.models import TunnelConnector, validate_account_id, validate_uuid
 from airflow_provider_cftunnel.ratelimit import RECHECK, ServerQuota, credential_fingerprint, quota_for
 from airflow_provider_cftunnel.rules import (
@@ -265,7 +264,7 @@ class TunnelPoller:
             while self.intervals:
                 try:
                     if hook is None:
-                        hook = await _async_hook(self.key[0], json.loads(self.key[3] or "{}"))
+                        hook = await hook_for_triggerer(self.key[0], json.loads(self.key[3] or "{}"))
                     await self.budget_for(hook.credentials).acquire()
                     self.requests += 1
                     connectors = await asyncio.to_thread(hook.list_tunnel_connectors, self.key[2], self.key[1])
@@ -313,32 +312,8 @@ def poll_delay(interval: float, failures: int, error: CloudflareAPIError | None)
     return delay
 
 
-async def _async_hook(conn_id: str, hook_params: dict[str, Any] | None = None) -> CloudflareHook:
-    """
-    A hook for ``conn_id``, its connection read without blocking the loop.
-
-    :param conn_id: The Airflow connection.
-    :param hook_params: The task's ``hook_params``; by default no retries inside (the poller's backoff, which
-        honours ``Retry-After``, replaces them) and a 20 s read timeout.
-    """
-    from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-
-    # The hook module loads requests and urllib3: import it off the loop (once per process; cached after).
-    hooks = await asyncio.to_thread(importlib.import_module, "airflow_provider_cftunnel.hooks.cloudflare")
-    CloudflareCredentials, CloudflareHook = hooks.CloudflareCredentials, hooks.CloudflareHook
-
-    try:
-        conn = await get_async_connection(conn_id)
-    except Exception as error:
-        raise CloudflareAPIError(
-            f"Could not read Airflow connection {conn_id!r} in the triggerer: {type(error).__name__}. "
-            "Define it (UI, CLI, secrets backend or AIRFLOW_CONN_* in the triggerer's environment).",
-            transient=False,
-        ) from None
-    extra = await get_async_extra_dejson(conn)  # conn.extra_dejson would block the loop on secret masking
-    credentials = CloudflareCredentials.from_connection(conn, extra)
-    kwargs: dict[str, Any] = {"max_retries": 0, "timeout": (10.0, 20.0), **hook_kwargs(hook_params)}
-    return CloudflareHook.from_credentials(credentials, conn_id, **kwargs)
+#: Deprecated alias of :func:`~airflow_provider_cftunnel.hooks.hook_for_triggerer` (removed once no caller is left).
+_async_hook = hook_for_triggerer
 
 
 class CloudflareTunnelConnectorTrigger(BaseTrigger):
