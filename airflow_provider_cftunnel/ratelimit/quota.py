@@ -295,8 +295,9 @@ class ServerQuota:
         return float(self._consumers**SHARE_EXPONENT)
 
     def _others(self) -> int:
-        """What the other consumers may spend before this process's next answer: one request each."""
-        return max(0, round(self._share()) - 1)
+        """What the other consumers may spend before this process's next answer: as many requests each as this
+        process has in flight (at least one)."""
+        return max(0, round(self._share()) - 1) * max(1, len(self._pending))
 
     def _spendable(self) -> int:
         observation = self._latest

@@ -16,6 +16,7 @@ This module is also the triggerer process: ``python tests/reliability/test_share
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import queue
@@ -187,6 +188,12 @@ def run_processes(
                 child.wait(timeout=10)
 
 
+def longest_gap(times: list[float], seconds: float) -> float:
+    """The longest time without a successful poll, from the run's start to its end."""
+    edges = [0.0, *sorted(times), seconds]
+    return max(later - earlier for earlier, later in itertools.pairwise(edges))
+
+
 def pool_share(sim: Any, started: float, seconds: float) -> float:
     """The share of the pool above the reserve that was spent in the run's whole windows (processes and dashboard;
     meaningful under fixed windows that start at ``started``)."""
@@ -233,17 +240,27 @@ def test_processes_share_the_pool_without_a_429(pool_sim: Any, window: str, proc
     share = pool_share(pool_sim, started[0], RUN_SECONDS)
     print(describe(f"with Ratelimit headers, {window}", pool_sim, results, RUN_SECONDS), f"pool used {share:.0%}")
     status = pool_sim.rate_limit_status()
+    if pool_sim.rate_limited_count:  # say when, to tell a burst from a slow leak
+        first = next(r.time for r in pool_sim.requests if r.status == 429) - started[0]
+        print(
+            f"first 429 at {first:.1f} s; requests answered before it, by second:",
+            [
+                sum(1 for r in pool_sim.requests if int(r.time - started[0]) == s and r.status != 429)
+                for s in range(int(first) + 1)
+            ],
+        )
     assert pool_sim.rate_limited_count == 0
     assert status["lockouts"] == 0
     assert status["spent_refused"] == 0, "the dashboard was locked out"
     assert status["spent"] >= DASHBOARD_RATE * RUN_SECONDS * 0.8
     assert all(r["rate_limited"] == 0 and r["other_errors"] == 0 for r in results)
-    # every process kept polling all along: a fair share each, and polls in every third of the run
+    # every process kept polling all along: a fair share each, and never a whole window of the pool (plus the
+    # rounding of t and a poll interval) without a successful poll
     oks = [r["ok"] for r in results]
     assert min(oks) >= 0.4 * sum(oks) / len(oks), oks
-    for r in results:
-        thirds = {min(2, int(3 * t / RUN_SECONDS)) for t in r["ok_times"]}
-        assert thirds == {0, 1, 2}, r["ok_times"]
+    gaps = [longest_gap(r["ok_times"], RUN_SECONDS) for r in results]
+    print(f"longest gap between two successful polls of one process: {max(gaps):.1f} s")
+    assert max(gaps) <= POOL_PERIOD + 1.5, [r["ok_times"] for r in results]
     # and they did wait for the pool: without it each process would make ~13 requests per second
     assert sum(oks) <= POOL_REQUESTS * (RUN_SECONDS / POOL_PERIOD + 1)
     assert all(r["quota_waited_s"] > 0 for r in results)
