@@ -835,7 +835,8 @@ def section_health(health: dict[str, Any], plot: str) -> list[str]:
 
 
 def section_shared_pool(pool_runs: list[dict[str, Any]]) -> list[str]:
-    """Several triggerer processes and a dashboard sharing one Cloudflare pool, with and without its headers."""
+    """Several triggerer processes and a dashboard sharing one Cloudflare pool, under each window, with and without
+    its headers."""
     if not pool_runs:
         return []
     first = pool_runs[0]
@@ -844,31 +845,37 @@ def section_shared_pool(pool_runs: list[dict[str, Any]]) -> list[str]:
         "### Several triggerers sharing one pool",
         "",
         "Cloudflare's limit is per user: every triggerer, worker, token and dashboard session of the user draws from "
-        "one pool, and crossing it locks all of them out. Here 2, then 3 triggerer processes (each with deferred "
+        "one pool, and crossing it locks all of them out. Here 2, 3 and 5 triggerer processes (each with deferred "
         f"sensors on {first['tunnels_per_process']} tunnels of its own, polled every {first['interval']:g} s, the "
         "connection at its default budget of 1,200 per 300 s) and an emulated dashboard spending "
         f"{first['dashboard_rate']:g} requests/s share the simulator's pool of {requests} requests per "
-        f"{period:g} s, for {first['seconds']:g} s, with the `Ratelimit` headers on, then stripped (as by a proxy).",
+        f"{period:g} s, for {first['seconds']:g} s, under each window the pool may have: fixed, sliding with `t` "
+        "until more quota (draft-ietf-httpapi-ratelimit-headers-10), sliding with `t` until the whole window "
+        "clears; with the `Ratelimit` headers on (and stripped, as by a proxy).",
         "",
         f"Reproduce: `.venv/bin/python bench/fleet.py --pool-only --pool-seconds {first['seconds']:g}`",
         "",
-        "| triggerer processes | `Ratelimit` headers | 429s served | lockouts | dashboard requests refused | "
-        "successful polls per process | successful polls per poll interval, all processes |",
-        "|---|---|---|---|---|---|---|",
+        "| window | triggerer processes | `Ratelimit` headers | 429s served | lockouts | dashboard requests refused | "
+        "successful polls per process | longest wait for a poll | pool above the reserve used |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(pool_runs, key=lambda r: (r["processes"], not r["headers"])):
+    for r in sorted(pool_runs, key=lambda r: (not r["headers"], r.get("window", ""), r["processes"])):
+        used = r.get("pool_used")
+        gap = r.get("longest_gap_s")
         lines.append(
-            f"| {r['processes']} | {'on' if r['headers'] else 'stripped'} | {r['served_429']:,} | {r['lockouts']} | "
-            f"{r['dashboard_refused']} of {r['dashboard_spent']} | {', '.join(str(n) for n in r['ok_per_process'])} | "
-            f"{r['polls_per_interval']:.2f} |"
+            f"| {r.get('window', 'sliding-full')} | {r['processes']} | {'on' if r['headers'] else 'stripped'} | "
+            f"{r['served_429']:,} | {r['lockouts']} | {r['dashboard_refused']} of {r['dashboard_spent']} | "
+            f"{', '.join(str(n) for n in r['ok_per_process'])} | {f'{gap:.1f} s' if gap is not None else '-'} | "
+            f"{f'{used:.0%}' if used is not None and r.get('window') == 'fixed' else '-'} |"
         )
     lines += [
         "",
-        "With the headers every process paces on the server's remaining count (keeping 10 % of the quota for the "
-        "pool's other users and spreading the rest over the time to the reset), so together they slow down as "
-        "the pool drains and never lock the user out. Without them each process only has its own budget, which "
-        "assumes it owns the pool: they cross the limit, and each lockout hits the dashboard as well (between "
-        "lockouts they get more polls through, at the price of locking every user of the pool out).",
+        "With the headers every process paces on the server's remaining count: it spends only what the latest answer "
+        "shows above a reserve of 10 % of the quota, shares it with the consumers it infers from how fast the count "
+        "falls, and at the reserve sends one probe at a time, never assuming that `t` brings the whole quota back. "
+        "Together they slow down as the pool drains and never lock the user out, whatever the window. Without "
+        "the headers each process only has its own budget, which assumes it owns the pool: they cross the limit, "
+        "and each lockout hits the dashboard as well.",
         "",
     ]
     return lines
