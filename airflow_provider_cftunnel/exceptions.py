@@ -152,7 +152,7 @@ class CloudflareRateLimitError(CloudflareAPIError):
 
 def error_class(status: int, codes: Iterable[int]) -> type[CloudflareAPIError]:
     """
-    The one place that maps an HTTP status and Cloudflare's error codes to an error type.
+    Map an HTTP status and Cloudflare's error codes to an error type (the one place that does).
 
     A 429 is a rate limit; a 401/403, or any other 4xx carrying an authentication code, is an auth error; a 400
     or 404 with a no-route code is a wrong account; a 404 is "not found"; anything else is a plain
@@ -266,7 +266,7 @@ def hint(
     retries: int,
 ) -> str:
     """
-    What to do about an error answer, as a suffix for its message (``" - check ..."``), or ``""``.
+    Say what to do about an error answer, as a suffix for its message (``" - check ..."``), or ``""``.
 
     :param cls: What :func:`error_class` chose for the answer.
     :param codes: Cloudflare's error codes in the answer.
@@ -308,7 +308,7 @@ def hint(
 
 def describe_transport_error(error: requests.exceptions.RequestException, url: str, max_retries: int) -> str:
     """
-    A one-line reason for a request that got no usable answer (never the full ``urllib3`` chain).
+    Give a one-line reason for a request that got no usable answer (never the full ``urllib3`` chain).
 
     :param error: What ``requests`` raised.
     :param url: The URL asked for (only its scheme and host are shown).
@@ -379,7 +379,7 @@ _ERROR_TYPES: dict[str, type[CloudflareAPIError]] = {
 
 def error_to_event(error: CloudflareAPIError) -> dict[str, Any]:
     """
-    A trigger's error event for ``error``: plain JSON that keeps the error's kind, status and codes.
+    Encode ``error`` as a trigger's error event: plain JSON that keeps the error's kind, status and codes.
 
     :func:`error_from_event` turns it back into the same typed exception, so a deferred task fails the way
     its poke mode would (``CloudflareAuthError`` stays ``CloudflareAuthError``).
@@ -404,7 +404,7 @@ def error_to_event(error: CloudflareAPIError) -> dict[str, Any]:
 
 def error_from_event(event: dict[str, Any]) -> CloudflareAPIError:
     """
-    The typed error an error event (from :func:`error_to_event`) describes.
+    Decode an error event (from :func:`error_to_event`) into the typed error it describes.
 
     Events of older triggers carry only a ``message``: they give a plain :class:`CloudflareAPIError`.
 

@@ -43,7 +43,7 @@ CONNECTION_FIELDS: dict[str, Any] = {
 
 
 def get_provider_info() -> dict[str, Any]:
-    """The provider's metadata, as Airflow's providers manager reads it."""
+    """Return the provider's metadata, as Airflow's providers manager reads it."""
     return {
         "package-name": "airflow-provider-cftunnel",
         "name": "Cloudflare Tunnel",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,6 +25,9 @@ __all__ = [
     "Tunnel",
     "TunnelConnection",
     "TunnelConnector",
+    "as_str",
+    "live_summary",
+    "parse_timestamp",
     "show_value",
     "validate_account_id",
     "validate_uuid",
@@ -66,7 +69,7 @@ def validate_uuid(value: Any, what: str) -> str:
 
 def show_value(value: Any) -> str:
     """
-    A short, printable rendering of a bad input value, for error messages (at most 60 characters).
+    Render a bad input value short and printable, for error messages (at most 60 characters).
 
     :param value: The value to show.
     """
@@ -77,16 +80,28 @@ def show_value(value: Any) -> str:
 _show = show_value
 
 
-def _str(value: Any) -> str | None:
+def as_str(value: Any) -> str | None:
+    """
+    ``value`` when it is a string, else ``None`` (how every view reads a string field).
+
+    :param value: A JSON value.
+    """
     return value if isinstance(value, str) else None
+
+
+_str = as_str
 
 
 def _bool(value: Any) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-def _timestamp(value: Any) -> DateTime | None:
-    """Parse an RFC 3339 timestamp; anything else (``null``, garbage) reads as ``None``."""
+def parse_timestamp(value: Any) -> DateTime | None:
+    """
+    Parse an RFC 3339 timestamp; anything else (``null``, garbage) reads as ``None``.
+
+    :param value: A JSON value, e.g. a connector's ``run_at``.
+    """
     if not isinstance(value, str) or not value:
         return None
     # Fast path for what Cloudflare sends (RFC 3339 with an offset): pendulum.parse costs about 8x more, and a
@@ -152,7 +167,7 @@ class TunnelConnection:
             client_version=_str(data.get("client_version")),
             colo_name=_str(data.get("colo_name")),
             is_pending_reconnect=_bool(data.get("is_pending_reconnect")),
-            opened_at=_timestamp(data.get("opened_at")),
+            opened_at=parse_timestamp(data.get("opened_at")),
             origin_ip=_str(data.get("origin_ip")),
             raw=dict(data),
         )
@@ -163,7 +178,7 @@ class TunnelConnection:
         return self.is_pending_reconnect is False
 
     def to_dict(self) -> dict[str, Any]:
-        """The connection's JSON as received, unknown keys included (a deep copy)."""
+        """Return the connection's JSON as received, unknown keys included (a deep copy)."""
         return copy.deepcopy(self.raw)
 
 
@@ -201,7 +216,7 @@ class TunnelConnector:
                 config_version if isinstance(config_version, int) and not isinstance(config_version, bool) else None
             ),
             version=_str(data.get("version")),
-            run_at=_timestamp(data.get("run_at")),
+            run_at=parse_timestamp(data.get("run_at")),
             features=[f for f in features if isinstance(f, str)] if isinstance(features, list) else [],
             conns=(
                 [TunnelConnection.from_dict(c) for c in conns if isinstance(c, dict)] if isinstance(conns, list) else []
@@ -220,7 +235,7 @@ class TunnelConnector:
         return sorted({c.colo_name for c in self.active_connections if c.colo_name})
 
     def to_dict(self) -> dict[str, Any]:
-        """The connector's JSON as received, unknown keys included (a deep copy, safe for XCom)."""
+        """Return the connector's JSON as received, unknown keys included (a deep copy, safe for XCom)."""
         return copy.deepcopy(self.raw)
 
 
@@ -253,24 +268,31 @@ class Tunnel:
             status=_str(data.get("status")),
             tun_type=_str(data.get("tun_type")),
             account_tag=_str(data.get("account_tag")),
-            created_at=_timestamp(data.get("created_at")),
-            deleted_at=_timestamp(data.get("deleted_at")),
-            conns_active_at=_timestamp(data.get("conns_active_at")),
-            conns_inactive_at=_timestamp(data.get("conns_inactive_at")),
+            created_at=parse_timestamp(data.get("created_at")),
+            deleted_at=parse_timestamp(data.get("deleted_at")),
+            conns_active_at=parse_timestamp(data.get("conns_active_at")),
+            conns_inactive_at=parse_timestamp(data.get("conns_inactive_at")),
             metadata=dict(_mapping(data.get("metadata"))),
             raw=dict(data),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The tunnel's JSON as received, unknown keys included (a deep copy)."""
+        """Return the tunnel's JSON as received, unknown keys included (a deep copy)."""
         return copy.deepcopy(self.raw)
 
 
-def __getattr__(name: str) -> Any:
-    # The readiness rule lived here before 0.2.0: keep ``from airflow_provider_cftunnel.models import
-    # find_ready_connector`` working.
-    if name == "find_ready_connector":
-        from airflow_provider_cftunnel import rules
+def live_summary(connectors: Iterable[TunnelConnector]) -> tuple[int, list[str]]:
+    """
+    Live connections summed over ``connectors``, and the distinct data centres they reach (sorted).
 
-        return rules.find_ready_connector
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    The one count behind both rules: a connector's readiness and a tunnel's health.
+
+    :param connectors: One connector, or all of a tunnel's.
+    """
+    live = 0
+    colos: set[str] = set()
+    for connector in connectors:
+        active = connector.active_connections
+        live += len(active)
+        colos.update(c.colo_name for c in active if c.colo_name)
+    return live, sorted(colos)

@@ -34,6 +34,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import page
 from common import SimProcess, cpu_seconds, log, loopback_env
 
 DB_TUNNELS = 50
@@ -176,7 +177,7 @@ def least_seconds_within_limit(requests: int) -> float:
 
 
 def run(sizes: list[int], repeats: int) -> dict[str, Any]:
-    """Measure every size; the results for ``bench/report.py``."""
+    """Measure every size; the results for :func:`section`."""
     started = time.time()
     cases = [entry for n in sizes for entry in run_size(n, repeats)]
     return {
@@ -187,6 +188,153 @@ def run(sizes: list[int], repeats: int) -> dict[str, Any]:
         "cases": cases,
         "wall_s": time.time() - started,
     }
+
+
+# ---- the page (docs/benchmarks.md) --------------------------------------------------------------------------
+
+KEY = "health"
+HEALTH_COLORS = {"fleet": "#f6821f", "naive": "#4c72b0"}
+HEALTH_LABELS = {
+    "fleet": "this provider (`check_tunnel_health`)",
+    "naive": "one `get_tunnel` per tunnel",
+}
+HEALTH_RULES = {"default": "default (status `healthy`)", "strict": "`min_live_connections=4`"}
+
+
+def _times(ratio: float) -> str:
+    return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
+
+
+def _share(requests: int) -> str:
+    share = requests / CF_REQUESTS
+    return f"{share:.1%}" if share < 0.1 else f"{share:.0%}"
+
+
+def _least_cell(requests: int) -> str:
+    seconds = least_seconds_within_limit(requests)
+    return "no wait" if seconds == 0 else page.duration(seconds)
+
+
+def _requests_cell(way: dict[str, Any]) -> str:
+    """``5 list``, or ``4,942: 5 list + 4,937 connections``."""
+    parts = [f"{way['by_kind'][k]:,} {k}" for k in ("list", "tunnel", "connections") if way["by_kind"].get(k)]
+    if len(parts) == 1:
+        return parts[0]
+    return f"{way['requests']:,}: {' + '.join(parts)}"
+
+
+def health_table(health: dict[str, Any]) -> list[str]:
+    """The side-by-side table of the health-check benchmark."""
+    lines = [
+        "| tunnels | selection | rule | requests: this provider | requests: one per tunnel | ratio | wall time (s): "
+        "this provider / one per tunnel | ratio | share of Cloudflare's 5-minute quota | least time within the "
+        "limit | unhealthy found (same in both) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in health["cases"]:
+        fleet, naive = c["fleet"], c["naive"]
+        lines.append(
+            f"| {c['n']:,} | {c['selection']} | {HEALTH_RULES[c['rule']]} | {_requests_cell(fleet)} | "
+            f"{_requests_cell(naive)} | {_times(naive['requests'] / fleet['requests'])} | "
+            f"{fleet['wall_s']:.2f} / {naive['wall_s']:.2f} | {_times(naive['wall_s'] / fleet['wall_s'])} | "
+            f"{_share(fleet['requests'])} / {_share(naive['requests'])} | "
+            f"{_least_cell(fleet['requests'])} / {_least_cell(naive['requests'])} | "
+            f"{fleet['unhealthy_count']:,} of {fleet['checked']:,} ({'yes' if c['verdicts_agree'] else '**no**'}) |"
+        )
+    return lines
+
+
+def plot(health: dict[str, Any]) -> str:
+    """Draw the health-check figure; return its path relative to the page."""
+    plt = page.plt()
+    cases = health["cases"]
+    scope = {"account_default": "account", "account_strict": "account", "prefix_strict": "prod-db-"}
+    labels = [f"{c['n']:,} tunnels\n{scope.get(c['case'], c['case'])}, {c['rule']}" for c in cases]
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    width = 0.38
+    xs = range(len(cases))
+    for offset, way in ((-width / 2, "fleet"), (width / 2, "naive")):
+        values = [c[way]["requests"] for c in cases]
+        bars = ax.bar(
+            [x + offset for x in xs], values, width, color=HEALTH_COLORS[way], label=HEALTH_LABELS[way].replace("`", "")
+        )
+        for bar, value in zip(bars, values, strict=True):
+            ax.text(
+                bar.get_x() + bar.get_width() / 2, bar.get_height(), f"{value:,}", ha="center", va="bottom", fontsize=7
+            )
+    ax.axhline(CF_REQUESTS, color="red", linestyle="--", linewidth=1, label="Cloudflare's limit: 1,200 per 5 minutes")
+    ax.set_yscale("log")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_ylabel("requests per check")
+    ax.set_ylim(top=max(c["naive"]["requests"] for c in cases) * 4)
+    ax.legend(fontsize=7, loc="upper left")
+    return page.save(fig, "bench-health.png")
+
+
+def section(health: dict[str, Any], figure: str) -> list[str]:
+    """Return the page's section on the health check at fleet scale, with the figure :func:`plot` drew."""
+    sizes = health["sizes"]
+    lines = [
+        "## 4. Health check at fleet scale",
+        "",
+        f"One account of N tunnels in the simulator (its own process): N - {health['db_tunnels']} named "
+        f"`prod-web-0001`... and {health['db_tunnels']} named `prod-db-...`, a few of them down (0.3 %), degraded "
+        "(0.2 %) or inactive, and 5 `prod-db-` tunnels healthy with 2 connections instead of 4 (which only the strict "
+        "rule fails), as the simulator's `fleets` scenario key makes them. Each check is done two ways, side by side "
+        "in the same run, with the same hook and the same verdict (`HealthRule.evaluate`):",
+        "",
+        f"- **{HEALTH_LABELS['fleet']}**, what `CloudflareTunnelHealthOperator` runs: the tunnel list "
+        "(`per_page=1000`, `is_deleted=false`, `include_prefix` for a prefix) gives every status, then "
+        f"`/connections` only for the tunnels whose verdict needs it, {health['max_workers']} at a time;",
+        f"- **{HEALTH_LABELS['naive']}** (the ids known in advance, as a DAG would list them), then its "
+        "`/connections` where the same rule needs them, on the same "
+        f"{health['max_workers']} threads: only the way of reading differs.",
+        "",
+        "Requests are what the simulator logged (all answered 200); wall time is the median of "
+        f"{health['repeats']} runs, the two ways alternating. The simulator's rate limit is off; at Cloudflare's "
+        "limit (1,200 requests per 5 minutes per user, everything of the user included) the request count decides: "
+        "*least time within the limit* is how long the check must take at best, from a pool nobody else touches "
+        "(1,200 at once, then 4 per second), and it would leave nothing to the dashboard or any other task.",
+        "",
+        f"Reproduce: `.venv/bin/python bench/health.py --sizes {','.join(str(n) for n in sizes)} "
+        f"--repeats {health['repeats']}`",
+        "",
+        *health_table(health),
+        "",
+    ]
+    by_case = {(c["n"], c["case"]): c for c in health["cases"]}
+    big = max(sizes)
+    default = by_case.get((big, "account_default"))
+    strict = by_case.get((big, "account_strict"))
+    if default:
+        f, n = default["fleet"], default["naive"]
+        lines.append(
+            f"At {big:,} tunnels the default check read every status with {f['requests']:,} list request(s) "
+            f"({f['requests'] / CF_REQUESTS:.1%} of the 5-minute quota) in {f['wall_s']:.2f} s; one request per "
+            f"tunnel took {n['requests']:,} ({n['requests'] / CF_REQUESTS:.1f}x the quota) and {n['wall_s']:.1f} s "
+            f"here, and would need at least {page.duration(least_seconds_within_limit(n['requests']))} against "
+            "Cloudflare, leaving nothing of the user's pool to anything else meanwhile."
+        )
+    if strict:
+        f, n = strict["fleet"], strict["naive"]
+        lines[-1] += (
+            f" A strict rule needs each healthy tunnel's connections, so both ways send those "
+            f"{f['by_kind'].get('connections', 0):,} `/connections` requests; the list still replaces the "
+            f"{n['by_kind'].get('tunnel', 0):,} `get_tunnel` requests ({n['requests'] / f['requests']:.1f}x fewer "
+            "requests in all). For a strict check of a few tunnels, select them by prefix (last rows)."
+        )
+    return [*lines, "", f"![health check requests]({figure})", ""]
+
+
+def targets(health: dict[str, Any]) -> tuple[list[tuple[str, str, str, str]], list[str]]:
+    """Return this benchmark's rows of the page's target table (none: it compares, it sets no target)."""
+    return [], []
+
+
+def explain(health: dict[str, Any], key: str) -> list[str]:
+    """Return the page's lines on a missed target (none: this benchmark has no target)."""
+    return []
 
 
 def main() -> int:
@@ -200,9 +348,7 @@ def main() -> int:
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=1)
-    import report
-
-    print("\n".join(report.health_table(results)))
+    print("\n".join(health_table(results)))
     return 0
 
 

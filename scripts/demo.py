@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
 import signal
@@ -61,6 +60,7 @@ sys.path.insert(0, str(ROOT))
 from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI  # noqa: E402
 from airflow_provider_cftunnel.testing.process import SimulatorProcess  # noqa: E402
 from airflow_provider_cftunnel.testing.scenario import default_scenario, fleet_tunnel_id  # noqa: E402
+from tests.support.processes import stop_popen_group  # noqa: E402
 
 
 def say(text: str) -> None:
@@ -79,17 +79,8 @@ def no_interrupts() -> Iterator[None]:
 
 def stop_group(process: subprocess.Popen[Any] | None, name: str) -> None:
     """Stop a process and its children (its own process group): SIGTERM, then SIGKILL after 10 s."""
-    if process is None or process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
-    except ProcessLookupError:
-        pass
-    print(f"    stopped {name} (pid {process.pid})", flush=True)
+    if process is not None and stop_popen_group(process, grace=10.0) != "exited":
+        print(f"    stopped {name} (pid {process.pid})", flush=True)
 
 
 def run_dag(cli: AirflowCLI, dag_id: str, log_name: str, show: tuple[str, ...]) -> tuple[int, str]:
@@ -181,8 +172,8 @@ def printed_lines(home: Path, run_id: str) -> list[str]:
 
 def watch_health_changes(sim: SimulatorProcess) -> bool:
     """Part 4: the asset watcher in a real triggerer, a tunnel going down and back; True if both runs happened."""
-    from tests.integration.local_airflow import LocalAirflow, LocalAirflowError
-    from tests.integration.processes import Api
+    from tests.support.airflow import LocalAirflow, LocalAirflowError
+    from tests.support.processes import Api
 
     home = HOME / "watcher"
     shutil.rmtree(home, ignore_errors=True)  # a fresh database: no runs or stored health from an earlier demo

@@ -7,11 +7,6 @@ import pytest
 # The secret-leak guard runs for every test of the suite (see tests/leak_guard.py).
 pytest_plugins = ["tests.leak_guard"]
 
-ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
-TUNNEL_ID = "c1744f8b-faa1-48a4-9e5c-02ac921467fa"
-CONNECTOR_ID = "1bedc50d-42b3-473c-b108-ff3d10c0d925"
-TOKEN = "unit-test-token-Zq8vXk2P"
-
 
 @pytest.fixture
 def set_connection(monkeypatch):

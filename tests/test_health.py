@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -13,8 +14,8 @@ from airflow_provider_cftunnel.health import (
     health_report,
     parse_tunnel_ids,
 )
-from airflow_provider_cftunnel.hooks.cloudflare import CloudflareHook
 from airflow_provider_cftunnel.rules import HealthRule
+from tests.support.fakes import fast_hook
 
 UNKNOWN_ID = "00000000-0000-4000-8000-0000000000aa"
 
@@ -38,8 +39,7 @@ def fleet(ready_sim):
     return sim, ids
 
 
-def hook() -> CloudflareHook:
-    return CloudflareHook(max_retries=1, backoff_factor=0.01)
+hook = functools.partial(fast_hook, max_retries=1)
 
 
 def statuses(verdicts):

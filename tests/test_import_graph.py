@@ -11,16 +11,13 @@ import ast
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import pytest
-
 import airflow_provider_cftunnel
 
 PACKAGE_DIR = Path(airflow_provider_cftunnel.__file__).parent
 
-#: Circles known and owned elsewhere, each to be removed with the change that breaks it.
-#: models <-> rules: the find_ready_connector shim in models (issue 19 removes it; then delete this entry and the
-#: xfail mark of test_known_circles_are_gone).
-KNOWN = {frozenset({"airflow_provider_cftunnel.models", "airflow_provider_cftunnel.rules"})}
+#: Circles known and owned elsewhere, each to be removed with the change that breaks it (none left: issue 19
+#: broke models <-> rules).
+KNOWN: set[frozenset[str]] = set()
 
 #: An edge: (importing module, imported module) -> the lines of the importing file that make it.
 Edges = dict[tuple[str, str], list[int]]
@@ -132,12 +129,6 @@ def test_no_import_circle() -> None:
     assert not new, "import circles (move the shared names to a module both can import):\n" + "\n".join(
         describe(circle, edges) for circle in new
     )
-
-
-@pytest.mark.xfail(strict=True, reason="models <-> rules is issue 19's to break; then empty KNOWN and drop this mark")
-def test_known_circles_are_gone() -> None:
-    edges = import_graph(PACKAGE_DIR)
-    assert not [circle for circle in circles(edges) if circle in KNOWN]
 
 
 def test_the_walk_sees_every_kind_of_import(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ import copy
 import pendulum
 import pytest
 
-from airflow_provider_cftunnel.models import Tunnel, TunnelConnection, TunnelConnector, find_ready_connector
+from airflow_provider_cftunnel.models import Tunnel, TunnelConnection, TunnelConnector
+from airflow_provider_cftunnel.rules import find_ready_connector
 
 CONNECTOR = {
     "id": "1bedc50d-42b3-473c-b108-ff3d10c0d925",

@@ -20,16 +20,9 @@ from airflow_provider_cftunnel.ratelimit import (
     reserve_for,
 )
 from airflow_provider_cftunnel.ratelimit.budget import RequestBudget, carried_claim, claim_request
+from tests.support.fakes import FakeClock
 
 SECRET = "ratelimit-test-token-Qx7w2LmZ"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def ietf(limits: str, policies: str | None = None) -> dict[str, str]:
@@ -136,7 +129,7 @@ def settle(quota: ServerQuota, headers: dict[str, str] | None) -> None:
 
 class TestPacing:
     def test_nothing_known_nothing_waits(self) -> None:
-        quota = ServerQuota(clock=FakeClock())
+        quota = ServerQuota(clock=FakeClock(100.0))
         claims = [quota.try_claim() for _ in range(1)]
         assert claims[0][0] == 0.0
         claims[0][1].settle({"Content-Type": "application/json"})  # an answer without headers
@@ -144,7 +137,7 @@ class TestPacing:
         assert quota.latest is None
 
     def test_until_the_first_answer_one_request_finds_out(self) -> None:
-        clock = FakeClock()
+        clock = FakeClock(100.0)
         quota = ServerQuota(clock=clock)
         wait, first = quota.try_claim()
         assert wait == 0
@@ -156,7 +149,7 @@ class TestPacing:
         assert quota.try_claim()[1] is not None
 
     def test_spreads_what_is_left_above_the_reserve_over_the_time_to_reset(self) -> None:
-        clock = FakeClock()
+        clock = FakeClock(100.0)
         quota = ServerQuota(clock=clock)
         settle(quota, ietf('"default";r=12;t=10', '"default";q=20;w=10'))  # reserve 2: 10 left over 10 s
         assert quota.reserve() == 2
@@ -173,7 +166,7 @@ class TestPacing:
         assert quota.delay() == pytest.approx(5 / 8), "3 s to t, but spread over half the window at least"
 
     def test_claims_before_the_reset_never_exceed_what_is_left_above_the_reserve(self) -> None:
-        clock = FakeClock()
+        clock = FakeClock(100.0)
         quota = ServerQuota(clock=clock)
         remaining = 30
         settle(quota, ietf(f'"d";r={remaining};t=10', '"d";q=40;w=10'))  # reserve 4
@@ -189,7 +182,7 @@ class TestPacing:
         assert 15 <= sent <= 26  # spread over the 10 s (slowing down as t nears), the reserve of 4 untouched
 
     def test_at_the_reserve_one_probe_per_t_then_the_answer_decides(self) -> None:
-        clock = FakeClock()
+        clock = FakeClock(100.0)
         quota = ServerQuota(clock=clock)
         settle(quota, ietf('"default";r=3;t=25', '"default";q=30;w=60'))  # the reserve: 3
         assert quota.delay() == pytest.approx(25.0)
@@ -206,18 +199,18 @@ class TestPacing:
         assert quota.delay() < 2.0, "17 above the reserve: spending resumes"
 
     def test_a_429_answer_says_wait_for_the_lockout(self) -> None:
-        clock = FakeClock()
+        clock = FakeClock(100.0)
         quota = ServerQuota(clock=clock)
         settle(quota, {"Retry-After": "300", **ietf('"default";r=0;t=300', '"default";q=1200;w=300')})
         assert quota.delay() == pytest.approx(300.0)
 
     def test_a_reset_beyond_the_lockout_is_not_believed(self) -> None:
-        quota = ServerQuota(clock=FakeClock())
+        quota = ServerQuota(clock=FakeClock(100.0))
         settle(quota, ietf('"default";r=0;t=86400'))
         assert quota.delay() == pytest.approx(MAX_WAIT)
 
     def test_bursts_only_while_the_pool_is_comfortable(self) -> None:
-        clock = FakeClock()
+        clock = FakeClock(100.0)
         quota = ServerQuota(clock=clock)
         settle(quota, ietf('"default";r=1100;t=300', '"default";q=1200;w=300'))
         clock.now += 60  # idle: the bucket fills
@@ -228,7 +221,7 @@ class TestPacing:
         assert low.try_claim()[1] is None
 
     def test_wait_blocks_for_what_the_quota_says_bounded(self) -> None:
-        clock = FakeClock()
+        clock = FakeClock(100.0)
         quota = ServerQuota(clock=clock)
         settle(quota, ietf('"default";r=1;t=100', '"default";q=10;w=100'))
         slept: list[float] = []
@@ -243,7 +236,7 @@ class TestPacing:
         assert max(slept) <= 1.0, "re-checks every second"
 
     def test_logs_once_per_episode_without_the_secret(self, caplog: pytest.LogCaptureFixture) -> None:
-        clock = FakeClock()
+        clock = FakeClock(100.0)
         quota = quota_for(credential_fingerprint("https://api.example", None, SECRET))
         quota._clock = clock
         caplog.set_level(logging.INFO, logger="airflow_provider_cftunnel.ratelimit")

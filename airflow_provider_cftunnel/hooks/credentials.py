@@ -99,7 +99,7 @@ class CloudflareCredentials:
         )
 
     def headers(self) -> dict[str, str]:
-        """The authentication headers: ``Authorization: Bearer`` for a token, X-Auth-* for a Global key."""
+        """Return the authentication headers: ``Authorization: Bearer`` for a token, X-Auth-* for a Global key."""
         if self.email is not None:
             return {"X-Auth-Email": self.email, "X-Auth-Key": self.secret}
         return {"Authorization": f"Bearer {self.secret}"}
@@ -113,7 +113,7 @@ class CloudflareCredentials:
 
 
 def _extra(extra: Mapping[str, Any], name: str) -> Any:
-    """An extra field, under its plain name or the ``extra__cloudflare__`` prefix older UIs write."""
+    """Read an extra field, under its plain name or the ``extra__cloudflare__`` prefix older UIs write."""
     value = extra.get(name)
     if value in (None, ""):
         value = extra.get(f"extra__cloudflare__{name}")
@@ -123,7 +123,7 @@ def _extra(extra: Mapping[str, Any], name: str) -> Any:
 
 
 def _base_url(conn: Connection) -> str:
-    """The connection's host as a full API base URL, or Cloudflare's."""
+    """Return the connection's host as a full API base URL, or Cloudflare's."""
     host = (conn.host or "").strip()
     if not host:
         return DEFAULT_API_BASE_URL

@@ -27,7 +27,7 @@ DASHBOARD_URL = "https://one.dash.cloudflare.com/{account_id}/networks/tunnels/c
 
 def tunnel_dashboard_url(account_id: str, tunnel_id: str) -> str:
     """
-    The tunnel's page in the Cloudflare Zero Trust dashboard (built locally, no request made).
+    Build the URL of the tunnel's page in the Cloudflare Zero Trust dashboard (locally, no request made).
 
     :param account_id: The account id (32 hex characters).
     :param tunnel_id: The tunnel's UUID.
@@ -61,14 +61,16 @@ class CloudflareTunnelLink(BaseOperatorLink):
         context["ti"].xcom_push(key=CloudflareTunnelLink().xcom_key, value=tunnel_dashboard_url(account_id, tunnel_id))
 
     def get_link(self, operator: Any, *, ti_key: TaskInstanceKey) -> str:
-        """The stored URL, or an empty string before the task has run."""
+        """Return the stored URL, or an empty string before the task has run."""
         return XCom.get_value(ti_key=ti_key, key=self.xcom_key) or ""
 
 
 class CloudflareTunnelConnectorOperator(BaseOperator):
     """
-    Fetch one connector of a Cloudflare Tunnel and return it, so XCom ``return_value`` is Cloudflare's
-    connector object (``id``, ``conns`` with each connection's ``is_pending_reconnect``, ``version``...).
+    Fetch one connector of a Cloudflare Tunnel and return it.
+
+    XCom ``return_value`` is Cloudflare's connector object (``id``, ``conns`` with each connection's
+    ``is_pending_reconnect``, ``version``...).
 
     Calls ``GET /accounts/{account_id}/cfd_tunnel/{tunnel_id}/connectors/{connector_id}``.
 
@@ -109,6 +111,7 @@ class CloudflareTunnelConnectorOperator(BaseOperator):
         return CloudflareHook(self.cloudflare_conn_id, **hook_kwargs(self.hook_params))
 
     def execute(self, context: Context) -> dict[str, Any]:
+        """Fetch the connector and return it (pushed to XCom as ``return_value``)."""
         account_id = self.hook.account(self.account_id or None)
         connector = self.hook.get_tunnel_connector(self.tunnel_id, self.connector_id, account_id)
         CloudflareTunnelLink.persist(context, account_id, self.tunnel_id)

@@ -145,3 +145,15 @@ class RequestBudget:
                 self._sent.append(now)  # no await since the checks: both hold for this very request
                 _carried.set(claim)
                 return claim
+
+    def acquire_in_thread(self, loop: asyncio.AbstractEventLoop) -> QuotaClaim | None:
+        """
+        Wait, from a worker thread, for this credential's next request: :meth:`acquire` runs on ``loop`` (the
+        thread blocks, the loop does not), and its claim is carried in this thread's context, so the hook's
+        request that follows in this thread sends on it (:func:`claim_request`).
+
+        :param loop: The event loop the budget belongs to (not the calling thread's).
+        """
+        claim = asyncio.run_coroutine_threadsafe(self.acquire(), loop).result()
+        _carried.set(claim)
+        return claim

@@ -41,7 +41,7 @@ class AirflowCLI:
         self.airflow = airflow or _airflow_executable()
 
     def env(self) -> dict[str, str]:
-        """The environment every command runs with."""
+        """Return the environment every command runs with."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
         env.update(
             {

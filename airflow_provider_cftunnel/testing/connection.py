@@ -32,8 +32,12 @@ class _Served(Protocol):
 
 
 class AirflowConnectionMixin:
-    """Gives a simulator (``base_url``, ``api_token``, ``account_token``, ``global_key_email``, ``global_key``,
-    ``account_id``) :meth:`connection_json` and :meth:`airflow_env`."""
+    """
+    Give a simulator Airflow connection helpers.
+
+    The simulator class provides ``base_url``, ``api_token``, ``account_token``, ``global_key_email``,
+    ``global_key`` and ``account_id``; this adds :meth:`connection_json` and :meth:`airflow_env`.
+    """
 
     def connection_json(
         self: _Served, auth: str = "token", *, account_id: str | None = None, extra: Mapping[str, Any] | None = None

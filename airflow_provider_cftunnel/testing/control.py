@@ -191,6 +191,14 @@ def _remove_connector(sim: CloudflareSimulator, body: bytes) -> Any:
     return {"removed": data.get("connector_id") or sim.connector_id}
 
 
+@route("POST", "/ready")
+def _set_ready(sim: CloudflareSimulator, body: bytes) -> Any:
+    data = _object(body)
+    connector_id = data.get("connector_id") or sim.connector_id
+    sim.set_ready(connector_id, mode=data.get("mode", "follow"), lag=data.get("lag", 0.0))
+    return {"connector_id": connector_id, "ready_url": sim.ready_url(connector_id)}
+
+
 @route("POST", "/fleets")
 def _add_fleet(sim: CloudflareSimulator, body: bytes) -> Any:
     data = _object(body)

@@ -81,6 +81,7 @@ class SimulatorHTTPServer(ThreadingHTTPServer):
         return int(self.server_address[1])
 
     def server_bind(self) -> None:
+        """Bind without the reverse DNS lookup ``HTTPServer`` does."""
         # HTTPServer.server_bind does a reverse DNS lookup (getfqdn); we only need the address.
         socketserver.TCPServer.server_bind(self)
         self.server_name = str(self.server_address[0])
@@ -136,11 +137,13 @@ class SimulatorHTTPServer(ThreadingHTTPServer):
                 self._handle_request_noblock()  # type: ignore[attr-defined]  # socketserver, not in typeshed
 
     def server_close(self) -> None:
+        """Close the socket and the wake-up pipe."""
         super().server_close()
         self._wake_reader.close()
         self._wake_writer.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
+        """Report a handler's error, except a client that went away."""
         if isinstance(sys.exc_info()[1], OSError):  # the client went away: nothing to report
             return
         super().handle_error(request, client_address)

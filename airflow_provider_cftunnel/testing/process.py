@@ -49,12 +49,18 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loop
 
 
 class SimulatorProcessError(RuntimeError):
-    """The simulator process did not start, or refused a control request; the message says why (a start
-    failure ends with the tail of the process's log)."""
+    """
+    The simulator process did not start, or refused a control request.
+
+    The message says why; a start failure ends with the tail of the process's log.
+    """
 
 
 class SimulatorProcess(AirflowConnectionMixin):
-    """The simulator's command line in a process group of its own, as a context manager::
+    """
+    The simulator's command line in a process group of its own, as a context manager.
+
+    ::
 
         with SimulatorProcess({"up_after": 0}) as sim:
             env = sim.airflow_env()          # AIRFLOW_CONN_CLOUDFLARE_DEFAULT for the simulator
@@ -186,8 +192,10 @@ class SimulatorProcess(AirflowConnectionMixin):
         return f"the Cloudflare simulator {what}: {' '.join(self.command)}\n--- {self.log_path} ---\n{self.log_tail()}"
 
     def stop(self) -> int | None:
-        """Stop the process group: SIGTERM, then SIGKILL after ``stop_timeout`` seconds; remove the temporary
-        files. Safe to call twice, and on a process that exited by itself.
+        """
+        Stop the process group: SIGTERM, then SIGKILL after ``stop_timeout`` seconds.
+
+        Remove the temporary files. Safe to call twice, and on a process that exited by itself.
 
         :returns: the process's exit status (``0`` after a clean SIGTERM), or ``None`` if it never started.
         """
@@ -247,7 +255,7 @@ class SimulatorProcess(AirflowConnectionMixin):
             raise SimulatorProcessError(f"{method} {route}: HTTP {exc.code}: {detail}") from exc
 
     def log_tail(self, chars: int = 4000) -> str:
-        """The last ``chars`` characters of the process's output (empty if there is none).
+        """Return the last ``chars`` characters of the process's output (empty if there is none).
 
         :param chars: how many.
         """

@@ -55,8 +55,11 @@ def cloudflare_simulator_factory() -> Iterator[Callable[..., CloudflareSimulator
 def cloudflare_simulator(
     request: pytest.FixtureRequest, cloudflare_simulator_factory: Callable[..., CloudflareSimulator]
 ) -> CloudflareSimulator:
-    """A started simulator (default scenario, or the test's ``cloudflare_scenario`` marker), stopped after the
-    test."""
+    """
+    Start a simulator for the test and stop it after.
+
+    It runs the default scenario, or the test's ``cloudflare_scenario`` marker.
+    """
     marker = request.node.get_closest_marker("cloudflare_scenario")
     scenario = marker.args[0] if marker is not None and marker.args else None
     return cloudflare_simulator_factory(scenario)

@@ -35,8 +35,10 @@ __all__ = [
     "NO_PERMISSION_API_TOKEN",
     "OTHER_ACCOUNT_API_TOKEN",
     "OTHER_ACCOUNT_ID",
+    "READY_MODES",
     "ScenarioError",
     "default_scenario",
+    "flapping_timeline",
     "fleet_tunnel_id",
     "load_scenario",
     "normalize_scenario",
@@ -116,8 +118,13 @@ _CONNECTOR_KEYS = frozenset(
         "timeline",
         "up_after",
         "connections",
+        "flap",
+        "ready",
     }
 )
+#: How a connector's cloudflared ``/ready`` relates to its timeline (``testing/cloudflared.py``).
+READY_MODES = ("follow", "disagree", "never", "bogus")
+_FLAP_KEYS = frozenset({"up", "down", "cycles"})
 
 
 class ScenarioError(ValueError):
@@ -262,14 +269,24 @@ def normalize_connector(raw: Any, where: str, default_id: str) -> dict[str, Any]
         if "up_after" in raw or "connections" in raw:
             raise ScenarioError(f"{where}: give either timeline or up_after/connections, not both")
         timeline = normalize_timeline(raw["timeline"], f"{where}.timeline")
+        if "flap" in raw:
+            raise ScenarioError(f"{where}: give either timeline or flap, not both (flap builds the timeline)")
     else:
-        timeline = [
-            {
-                "at": _number(raw.get("up_after", 0), f"{where}.up_after"),
-                "live": _count(raw.get("connections", 4), f"{where}.connections"),
-                "pending": 0,
-            }
-        ]
+        start = _number(raw.get("up_after", 0), f"{where}.up_after")
+        live = _count(raw.get("connections", 4), f"{where}.connections")
+        timeline = [{"at": start, "live": live, "pending": 0}]
+        if raw.get("flap") is not None:
+            flap = raw["flap"]
+            if not isinstance(flap, dict):
+                raise ScenarioError(f"{where}.flap must be an object with keys up, down and cycles, got {flap!r}")
+            _check_keys(flap, _FLAP_KEYS, f"{where}.flap")
+            timeline = flapping_timeline(
+                start,
+                up=_number(flap.get("up", 5), f"{where}.flap.up"),
+                down=_number(flap.get("down", 5), f"{where}.flap.down"),
+                cycles=_count(flap.get("cycles", 1), f"{where}.flap.cycles"),
+                live=live,
+            )
     colos = raw.get("colos", list(DEFAULT_COLOS))
     if not isinstance(colos, list) or not colos or not all(isinstance(c, str) for c in colos):
         raise ScenarioError(f"{where}.colos must be a non-empty list of strings, got {colos!r}")
@@ -282,7 +299,7 @@ def normalize_connector(raw: Any, where: str, default_id: str) -> dict[str, Any]
     for key, val in (("version", version), ("arch", arch), ("origin_ip", origin_ip)):
         if not isinstance(val, str):
             raise ScenarioError(f"{where}.{key} must be a string, got {val!r}")
-    return {
+    normalized = {
         "id": connector_id,
         "version": version,
         "arch": arch,
@@ -292,6 +309,47 @@ def normalize_connector(raw: Any, where: str, default_id: str) -> dict[str, Any]
         "colos": list(colos),
         "timeline": timeline,
     }
+    if raw.get("ready") is not None:  # cloudflared's /ready (testing/cloudflared.py); absent: follows the timeline
+        normalized["ready"] = normalize_ready(raw["ready"], where)
+    return normalized
+
+
+def normalize_ready(raw: Any, where: str) -> dict[str, Any]:
+    """Validate a connector's ``ready`` spec (its cloudflared ``/ready``) and return it with every key filled in.
+
+    :param raw: ``{"mode": one of READY_MODES, "lag": seconds}``.
+    :param where: names the connector in error messages.
+    :raises ScenarioError: on a bad spec.
+    """
+    if not isinstance(raw, dict) or set(raw) - {"mode", "lag"}:
+        raise ScenarioError(f"{where}.ready must be an object with keys mode and lag, got {raw!r}")
+    mode = raw.get("mode", "follow")
+    if mode not in READY_MODES:
+        raise ScenarioError(f"{where}.ready.mode must be one of {', '.join(READY_MODES)}, got {mode!r}")
+    lag = _number(raw.get("lag", 0), f"{where}.ready.lag", minimum=-math.inf)
+    return {"mode": mode, "lag": float(lag)}
+
+
+def flapping_timeline(start: float, *, up: float, down: float, cycles: int, live: int = 4) -> list[dict[str, Any]]:
+    """Return a connector timeline that flaps (the scenario key ``flap``).
+
+    It is up at ``start``, then ``cycles`` times pending for ``down`` seconds after ``up`` seconds live, then
+    live for good.
+
+    :param start: when it first connects (simulated seconds since start).
+    :param up: seconds live in each cycle.
+    :param down: seconds pending in each cycle.
+    :param cycles: how many drops.
+    :param live: live connections while up.
+    """
+    timeline: list[dict[str, Any]] = []
+    at = start
+    for _ in range(cycles):
+        timeline.append({"at": at, "live": live, "pending": 0})
+        timeline.append({"at": at + up, "live": 0, "pending": live})
+        at += up + down
+    timeline.append({"at": at, "live": live, "pending": 0})
+    return timeline
 
 
 def normalize_tunnel(raw: Any, where: str, default_id: str, default_name: str) -> dict[str, Any]:

@@ -22,15 +22,16 @@ from types import TracebackType
 from typing import Any
 
 from airflow_provider_cftunnel.testing.api import CloudflareApi
+from airflow_provider_cftunnel.testing.cloudflared import READY_PREFIX, ReadyServer
 from airflow_provider_cftunnel.testing.connection import AirflowConnectionMixin
 from airflow_provider_cftunnel.testing.control import dispatch
 from airflow_provider_cftunnel.testing.faults import Fault, FaultSet
 from airflow_provider_cftunnel.testing.http import Backend, SimulatorHTTPServer
 from airflow_provider_cftunnel.testing.rate_limit import RateLimiter
 from airflow_provider_cftunnel.testing.request_log import Headers, RequestLog, RequestRecord
-from airflow_provider_cftunnel.testing.scenario import load_scenario
+from airflow_provider_cftunnel.testing.scenario import load_scenario, normalize_ready
 from airflow_provider_cftunnel.testing.state import SimulatorState, format_timestamp
-from airflow_provider_cftunnel.testing.wire import API_PREFIX, CONTROL_PREFIX
+from airflow_provider_cftunnel.testing.wire import API_PREFIX, CONTROL_PREFIX, Response
 
 __all__ = ["CONTROL_PREFIX", "CloudflareSimulator", "Headers", "RequestRecord"]
 
@@ -86,6 +87,7 @@ class CloudflareSimulator(AirflowConnectionMixin):
             )
         self._api = CloudflareApi(self._state, self.elapsed, lambda: self._wall_epoch, self._rate_limiter)
         self._log = RequestLog(max_logged_requests)
+        self._ready = ReadyServer(self._state, self.elapsed)
         self._server: SimulatorHTTPServer | None = None
 
         accounts = initial["accounts"]
@@ -124,7 +126,7 @@ class CloudflareSimulator(AirflowConnectionMixin):
         if self._server is not None:
             raise RuntimeError("the simulator is already running")
         backend = Backend(
-            answer=self._api.answer,
+            answer=self._answer,
             take_fault=self._faults.take,
             record=self._log.append,
             control=partial(dispatch, self),
@@ -136,6 +138,13 @@ class CloudflareSimulator(AirflowConnectionMixin):
         self._wall_epoch = time.time()
         server.start()
         return self
+
+    def _answer(self, method: str, path: str, query: dict[str, str], headers: Headers) -> tuple[Response, bool]:
+        """Answer from the API, or from a connector's cloudflared ``/ready`` (not rate-limited: not the API)."""
+        ready = self._ready.answer(method, path)
+        if ready is not None:
+            return ready, False
+        return self._api.answer(method, path, query, headers)
 
     def stop(self) -> None:
         """Stop serving, close every client connection and release the port. Safe to call twice."""
@@ -355,6 +364,35 @@ class CloudflareSimulator(AirflowConnectionMixin):
         tunnel = self._tunnel(tunnel_id)
         self.remove_connector(tunnel, connector_id, tracking=tracking)
         return self.add_connector(tunnel, live=live, connector_id=new_connector_id)
+
+    def ready_url(self, connector_id: str | None = None) -> str:
+        """Return the URL of a connector's cloudflared ``/ready`` (see ``testing/cloudflared.py``).
+
+        :param connector_id: the connector (default :attr:`connector_id`).
+        """
+        connector = connector_id or self.connector_id
+        if connector is None:
+            raise ValueError("pass connector_id")
+        return f"{self.root_url}{READY_PREFIX}{connector}/ready"
+
+    def set_ready(self, connector_id: str | None = None, *, mode: str = "follow", lag: float = 0.0) -> None:
+        """Shape a connector's ``/ready`` from now on.
+
+        ``follow`` its timeline ``lag`` seconds late (negative: early), ``disagree`` (200 whatever the API
+        shows), ``never`` (503) or ``bogus`` (200 with HTML).
+
+        :param connector_id: the connector (default :attr:`connector_id`).
+        :param mode: one of :data:`~airflow_provider_cftunnel.testing.scenario.READY_MODES`.
+        :param lag: seconds ``/ready`` trails the API (``follow`` only).
+        """
+        spec = normalize_ready({"mode": mode, "lag": lag}, "set_ready")
+        connector = connector_id or self.connector_id
+        with self._state.lock:
+            for tunnel in self._state.tunnels.values():
+                if connector in tunnel.connectors:
+                    tunnel.connectors[connector].ready = spec
+                    return
+        raise ValueError(f"no connector {connector}")
 
     def connector_ids(self, tunnel_id: str | None = None) -> list[str]:
         """Return the ids of the connectors present now (what ``/connections`` lists).

@@ -59,6 +59,8 @@ class Connector:
         self.features: list[str] = list(spec["features"])
         self.origin_ip: str = spec["origin_ip"]
         self.colos: list[str] = list(spec["colos"])
+        #: how its ``/ready`` relates to the timeline (``testing/cloudflared.py``); ``None``: it follows it
+        self.ready: dict[str, Any] | None = spec.get("ready")
         self.timeline: list[dict[str, Any]] = []
         self.ats: list[float] = []
         self._conn_ids: dict[tuple[int, int], str] = {}
@@ -85,6 +87,7 @@ class Connector:
             "origin_ip": self.origin_ip,
             "colos": list(self.colos),
             "timeline": [dict(e) for e in self.timeline],
+            **({"ready": dict(self.ready)} if self.ready is not None else {}),
         }
 
     def counts(self, now: float) -> tuple[bool, int, int]:

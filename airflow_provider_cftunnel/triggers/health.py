@@ -219,7 +219,7 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
         loop = asyncio.get_running_loop()
 
         def acquire() -> None:  # called from the worker thread before each request
-            asyncio.run_coroutine_threadsafe(budget.acquire(), loop).result()
+            budget.acquire_in_thread(loop)  # the claim travels in this thread's context to the hook's request
 
         previous = await self._load_state()
         failures = 0

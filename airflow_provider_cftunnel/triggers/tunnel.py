@@ -53,15 +53,10 @@ from airflow_provider_cftunnel.ratelimit import (
     poll_delay,
     quota_for,
 )
-from airflow_provider_cftunnel.rules import (
-    describe_wait,
-    find_ready_connector,
-    parse_started_after,
-)
+from airflow_provider_cftunnel.readiness import GateVerdict, ReadinessClock, ReadinessRule, evaluate
+from airflow_provider_cftunnel.ready import ReadyAnswer, check_ready_url, read_ready_shared
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from airflow_provider_cftunnel.hooks.cloudflare import CloudflareCredentials, CloudflareHook
 
 #: ``RequestBudget``, ``poll_delay`` and ``MAX_BACKOFF`` live in :mod:`airflow_provider_cftunnel.ratelimit` (the one
@@ -215,27 +210,33 @@ _async_hook = hook_for_triggerer
 
 class CloudflareTunnelConnectorTrigger(BaseTrigger):
     """
-    Fires when a tunnel connector is ready: at least ``min_connections`` live connections in at least
-    ``min_colos`` data centres, started at or after ``started_after`` when given (the rule of
-    :func:`~airflow_provider_cftunnel.rules.find_ready_connector`, the same as the sensor's poke mode).
+    Fire when a tunnel connector is ready by the sensor's readiness rule.
 
-    Its events: ``{"status": "success", "connector": {...}}`` with Cloudflare's connector object, or an error
-    event from :func:`~airflow_provider_cftunnel.exceptions.error_to_event` (the message, and the error's type,
-    HTTP status and Cloudflare codes, so the sensor re-raises the same typed error) for bad credentials, a
-    wrong account or a malformed request. A 404 and transient errors only mean "not ready yet". It holds no
-    state but its arguments, so it can restart on any triggerer; how long it may wait is the sensor's
-    ``timeout``, enforced by Airflow.
+    The rule is a :class:`~airflow_provider_cftunnel.readiness.ReadinessRule`, decided by
+    :func:`~airflow_provider_cftunnel.readiness.evaluate` as in poke mode.
+
+    It waits on the tunnel's shared :class:`TunnelPoller`; with ``ready_url`` it also reads cloudflared's
+    ``/ready`` after each poll (in a thread, one read per interval shared by every trigger of the URL). Its
+    events: ``{"status": "success", "connector": {...}}`` with Cloudflare's connector object; ``{"status":
+    "timeout", "reason": "..."}`` at ``timeout_at``, naming the last reason the gate stayed shut; or an error
+    event from :func:`~airflow_provider_cftunnel.exceptions.error_to_event` (so the sensor re-raises the same
+    typed error) for bad credentials, a wrong account, a malformed request or a ``ready_url`` that is not
+    cloudflared's. A 404, transient errors and a refused or 503 ``/ready`` only mean "not ready yet". The
+    ``stable_for`` clock lives in memory: a trigger restarted on another triggerer starts it again (it may
+    open later, never earlier).
 
     :param tunnel_id: The tunnel's UUID.
     :param account_id: The account id (32 hex characters).
-    :param connector_id: One connector's UUID, or ``None`` for any connector of the tunnel.
-    :param min_connections: How many live connections make a connector ready.
+    :param rule: The rule, as :meth:`~airflow_provider_cftunnel.readiness.ReadinessRule.to_dict` wrote it.
+    :param ready_url: cloudflared's ``/ready`` URL, or ``None``.
     :param cloudflare_conn_id: The Airflow connection of type ``cloudflare``.
     :param poll_interval: Seconds between polls (shared by every trigger of the same tunnel).
-    :param min_colos: How many distinct data centres the live connections must reach.
-    :param started_after: ISO 8601 time; only a connector whose ``run_at`` is at or after it counts.
     :param hook_params: ``CloudflareHook`` keyword arguments (plain data), see
         :func:`~airflow_provider_cftunnel.hooks.check_hook_params`.
+    :param timeout_at: POSIX time at which to give up with a timeout event; ``None`` for never.
+    :param last_reason: Why the gate was shut when the sensor deferred (for a timeout before the first poll).
+    :param legacy: ``min_connections``, ``connector_id``, ``min_colos``, ``started_after`` of a trigger
+        serialized by an earlier version (read into ``rule`` when ``rule`` is absent).
     """
 
     def __init__(
@@ -243,54 +244,45 @@ class CloudflareTunnelConnectorTrigger(BaseTrigger):
         *,
         tunnel_id: str,
         account_id: str,
-        connector_id: str | None = None,
-        min_connections: int = 1,
+        rule: dict[str, Any] | None = None,
+        ready_url: str | None = None,
         cloudflare_conn_id: str = "cloudflare_default",
         poll_interval: float = 60.0,
-        min_colos: int = 1,
-        started_after: str | None = None,
         hook_params: dict[str, Any] | None = None,
+        timeout_at: float | None = None,
+        last_reason: str | None = None,
+        **legacy: Any,
     ) -> None:
         super().__init__()
         self.tunnel_id = tunnel_id
         self.account_id = account_id
-        self.connector_id = connector_id
-        self.min_connections = min_connections
+        self.rule = dict(rule if rule is not None else legacy)
+        self.ready_url = ready_url
         self.cloudflare_conn_id = cloudflare_conn_id
         self.poll_interval = poll_interval
-        self.min_colos = min_colos
-        self.started_after = started_after
         self.hook_params = dict(hook_params or {})
-
-    def _describe_wait(self, connectors: list[TunnelConnector], started_after: datetime | None = None) -> str:
-        """What the trigger is still waiting for, for its log."""
-        return describe_wait(
-            connectors,
-            connector_id=self.connector_id,
-            min_connections=self.min_connections,
-            min_colos=self.min_colos,
-            started_after=started_after,
-        )
+        self.timeout_at = timeout_at
+        self.last_reason = last_reason
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        """The trigger's class path and plain-data keyword arguments (no secret among them)."""
+        """Return the trigger's class path and plain-data keyword arguments (no secret among them)."""
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
                 "tunnel_id": self.tunnel_id,
                 "account_id": self.account_id,
-                "connector_id": self.connector_id,
-                "min_connections": self.min_connections,
+                "rule": dict(self.rule),
+                "ready_url": self.ready_url,
                 "cloudflare_conn_id": self.cloudflare_conn_id,
                 "poll_interval": self.poll_interval,
-                "min_colos": self.min_colos,
-                "started_after": self.started_after,
                 "hook_params": dict(self.hook_params),
+                "timeout_at": self.timeout_at,
+                "last_reason": self.last_reason,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Wait on the tunnel's shared poller until a connector is ready or an error ends the wait."""
+        """Wait on the tunnel's shared poller until the gate opens, an error ends the wait, or time is up."""
         try:
             key = (
                 self.cloudflare_conn_id,
@@ -298,35 +290,61 @@ class CloudflareTunnelConnectorTrigger(BaseTrigger):
                 validate_uuid(self.tunnel_id, "tunnel_id"),
                 json.dumps(check_hook_params(self.hook_params), sort_keys=True),
             )
-            if self.connector_id is not None:
-                validate_uuid(self.connector_id, "connector_id")
-            started_after = parse_started_after(self.started_after)
+            rule = ReadinessRule.from_dict(self.rule)
+            ready_url = check_ready_url(self.ready_url) if self.ready_url else None
         except CloudflareAPIError as error:
             yield TriggerEvent(error_to_event(error))
             return
         except ValueError as error:  # hook_params
             yield TriggerEvent(error_to_event(CloudflareConfigError(str(error))))
             return
-        last_state = None
-        async with aclosing(TunnelPoller.for_key(key).outcomes(self.poll_interval)) as outcomes:
-            async for outcome in outcomes:
-                if outcome.error is not None:
+        reason = self.last_reason or "no poll yet"
+        clock = ReadinessClock()
+        latest: tuple[list[TunnelConnector], ReadyAnswer | None] | None = None
+        verdict: GateVerdict | None = None
+        outcomes: asyncio.Queue[PollOutcome] = asyncio.Queue()
+        pump = asyncio.create_task(self._pump(key, outcomes), name=f"cloudflare-tunnel-gate-{self.tunnel_id}")
+        try:
+            while True:
+                wait = None if verdict is None else verdict.due_in
+                if self.timeout_at is not None:
+                    left = max(0.0, self.timeout_at - time.time())
+                    wait = left if wait is None else min(wait, left)
+                try:
+                    outcome: PollOutcome | None = await asyncio.wait_for(outcomes.get(), wait)
+                except TimeoutError:
+                    outcome = None
+                if outcome is None and self.timeout_at is not None and time.time() >= self.timeout_at:
+                    yield TriggerEvent({"status": "timeout", "reason": reason})
+                    return
+                if outcome is not None and outcome.error is not None:
                     if not means_not_ready(outcome.error):
                         yield TriggerEvent(error_to_event(outcome.error))
                         return
-                    state = f"not ready: {outcome.error}"
+                    latest = None
+                    verdict = GateVerdict.waiting(f"not ready yet: {outcome.error}")
                 else:
-                    ready = find_ready_connector(
-                        outcome.connectors,
-                        min_connections=self.min_connections,
-                        connector_id=self.connector_id,
-                        started_after=started_after,
-                        min_colos=self.min_colos,
-                    )
-                    if ready is not None:
-                        yield TriggerEvent({"status": "success", "connector": ready.to_dict()})
-                        return
-                    state = self._describe_wait(outcome.connectors, started_after)
-                if state != last_state:
-                    self.log.info("Tunnel %s %s", self.tunnel_id, state)
-                    last_state = state
+                    if outcome is not None:  # a fresh poll; else stable_for fell due: decide on the last one
+                        ready = await read_ready_shared(ready_url, self.poll_interval / 2) if ready_url else None
+                        latest = (outcome.connectors, ready)
+                    if latest is None:
+                        continue
+                    verdict = evaluate(rule, latest[0], now=time.time(), clock=clock, ready=latest[1])
+                clock = verdict.clock
+                if verdict.ready and verdict.connector is not None:
+                    self.log.info("Tunnel %s ready: %s", self.tunnel_id, verdict.reason)
+                    yield TriggerEvent({"status": "success", "connector": verdict.connector.to_dict()})
+                    return
+                if verdict.reason != reason:
+                    self.log.info("Tunnel %s %s", self.tunnel_id, verdict.reason)
+                    reason = verdict.reason
+        except CloudflareConfigError as error:  # a ready_url that is not cloudflared's
+            yield TriggerEvent(error_to_event(error))
+        finally:
+            pump.cancel()
+
+    async def _pump(self, key: PollerKey, into: asyncio.Queue[PollOutcome]) -> None:
+        """Hand each of the shared poller's outcomes to :meth:`run` (which may also wake on its own)."""
+        async with aclosing(TunnelPoller.for_key(key).outcomes(self.poll_interval)) as outcomes:
+            async for outcome in outcomes:
+                await into.put(outcome)

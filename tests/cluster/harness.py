@@ -10,7 +10,8 @@
   has an ``AIRFLOW_HOME`` and a hostname of its own (``[core] hostname_callable``), as on separate machines;
   they share the DAGs folder, the database, the broker and the secrets (JWT, Fernet key).
 
-Every process runs in a process group of its own (:class:`~tests.integration.processes.ProcessGroup`).
+Every process runs in a process group of its own (:class:`~tests.support.processes.ProcessGroup`); the Airflow
+side is a :class:`~tests.support.airflow.AirflowLauncher`.
 :meth:`Cluster.stop` stops all of them (orderly, then SIGTERM, then SIGKILL), also when starting failed, and
 returns whatever still runs (nothing, expected). :meth:`AirflowCluster.kill` is a machine dying: SIGKILL to
 one component and all its children at once.
@@ -29,18 +30,26 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI
-from tests.integration.processes import Api, ProcessGroup, describe_process, free_port, loopback_airflow_env, tail
+from tests.support.airflow import (
+    AirflowLauncher,
+    airflow_env,
+    api_server,
+    celery_worker,
+    dag_processor,
+    scheduler,
+    triggerer,
+)
+from tests.support.processes import Api, ProcessGroup, describe_process, free_port, tail
 
 __all__ = [
     "AirflowCluster",
@@ -335,17 +344,6 @@ class ClusterSpec:
         return any(queue is not None for queue in self.triggerer_queues)
 
 
-@dataclass
-class Component:
-    """One Airflow component: its name (also its hostname), its CLI (its own ``AIRFLOW_HOME``) and process."""
-
-    name: str
-    cli: AirflowCLI
-    args: list[str]
-    group: ProcessGroup | None = None
-    killed: bool = False
-
-
 class MetadataDB:
     """Reads of Airflow's metadata database (psycopg2, autocommit: every query sees the latest state).
 
@@ -384,9 +382,9 @@ class MetadataDB:
             self._conn = None
 
 
-class AirflowCluster:
+class AirflowCluster(AirflowLauncher):
     """
-    The Airflow components, each with its own ``AIRFLOW_HOME`` under ``root``.
+    The Airflow components of the cluster, each with its own ``AIRFLOW_HOME`` under ``root``.
 
     :param root: A directory for the homes and the component logs.
     :param dags_folder: The DAGs folder all components read.
@@ -394,12 +392,13 @@ class AirflowCluster:
     :param spec: How many workers and triggerers, and their queues.
     """
 
+    error = ClusterError
+
     def __init__(self, root: Path, dags_folder: Path, env: Mapping[str, str], spec: ClusterSpec) -> None:
+        super().__init__(root / "component-logs")
         self.root = root
-        self.log_dir = root / "component-logs"
         self.spec = spec
-        self.api_port = free_port()
-        common = loopback_airflow_env(
+        common = airflow_env(
             self.api_port,
             PYTHONPATH=os.pathsep.join(filter(None, [str(SITE_DIR), os.environ.get("PYTHONPATH")])),
             AIRFLOW__CORE__HOSTNAME_CALLABLE="cftunnel_cluster_site.hostname",
@@ -411,38 +410,18 @@ class AirflowCluster:
             AIRFLOW__TRIGGERER__QUEUES_ENABLED=str(spec.queues_enabled),
             AIRFLOW__CELERY__WORKER_CONCURRENCY=str(spec.worker_concurrency),
         ) | dict(env)
-        self.components: dict[str, Component] = {}
 
-        def add(name: str, *args: str) -> None:
+        def add(name: str, args: list[str]) -> None:
             home = root / "homes" / name
-            self.components[name] = Component(
-                name, AirflowCLI(home, dags_folder, {**common, "CFTUNNEL_CLUSTER_HOSTNAME": name}), list(args)
-            )
+            self.add(name, AirflowCLI(home, dags_folder, {**common, "CFTUNNEL_CLUSTER_HOSTNAME": name}), args)
 
-        add("api-server", "api-server", "--host", "127.0.0.1", "--port", str(self.api_port))
-        add("scheduler", "scheduler", "--skip-serve-logs")
-        add("dag-processor", "dag-processor")
-        queues = ",".join(spec.worker_queues)
+        add("api-server", api_server(self.api_port))
+        add("scheduler", scheduler())
+        add("dag-processor", dag_processor())
         for n in range(1, spec.workers + 1):
-            add(
-                f"worker-{n}",
-                "celery",
-                "worker",
-                "--celery-hostname",
-                f"worker-{n}@cluster",
-                "--queues",
-                queues,
-                "--concurrency",
-                str(spec.worker_concurrency),
-                "--skip-serve-logs",
-            )
+            add(f"worker-{n}", celery_worker(f"worker-{n}@cluster", spec.worker_queues, spec.worker_concurrency))
         for n, queue in enumerate(spec.triggerer_queues, start=1):
-            add(f"triggerer-{n}", "triggerer", "--skip-serve-logs", *(["--queues", queue] if queue else []))
-
-    @property
-    def api_url(self) -> str:
-        """``http://127.0.0.1:PORT`` of the api-server."""
-        return f"http://127.0.0.1:{self.api_port}"
+            add(f"triggerer-{n}", triggerer(queue))
 
     @property
     def triggerers(self) -> list[str]:
@@ -450,81 +429,24 @@ class AirflowCluster:
         return [name for name in self.components if name.startswith("triggerer-")]
 
     def cli(self, name: str = "scheduler") -> AirflowCLI:
-        """The CLI of one component (its home and environment)."""
+        """Return the CLI of one component (its home and environment)."""
         return self.components[name].cli
 
     def migrate(self) -> None:
-        """``airflow db migrate`` once (the database is shared), with a bounded time."""
+        """Run ``airflow db migrate`` once (the database is shared), with a bounded time."""
         cli = self.cli()
         cli.home.mkdir(parents=True, exist_ok=True)
         result = cli.run("db", "migrate", timeout=300)
         if result.returncode != 0:
             raise ClusterError(f"airflow db migrate failed ({result.returncode}):\n{result.stdout[-3000:]}")
 
-    def start(self) -> None:
-        """Start every component, each in a process group of its own."""
-        for component in self.components.values():
-            component.cli.home.mkdir(parents=True, exist_ok=True)
-            component.group = ProcessGroup(
-                component.name,
-                [component.cli.airflow, *component.args],
-                env=component.cli.env(),
-                cwd=component.cli.home,
-                log_path=self.log_dir / f"{component.name}.log",
-            ).start()
-
-    def groups(self) -> Iterator[ProcessGroup]:
-        """The process groups started."""
-        for component in self.components.values():
-            if component.group is not None:
-                yield component.group
-
-    def track(self) -> None:
-        """Remember every descendant of every component (task runners leave the process group)."""
-        for group in self.groups():
-            group.track()
-
-    def check(self) -> None:
-        """Raise :class:`ClusterError` with the logs if a component not killed on purpose has exited."""
-        dead = [
-            f"{c.name} (exit {c.group.proc.returncode})"
-            for c in self.components.values()
-            if c.group is not None and c.group.proc is not None and not c.killed and not c.group.running()
-        ]
-        if dead:
-            raise ClusterError(f"Airflow components exited: {', '.join(dead)}\n{self.logs()}")
-
-    def kill(self, name: str) -> float:
-        """SIGKILL one component and all its processes at once (its machine died); return the time."""
-        component = self.components[name]
-        assert component.group is not None, f"{name} was not started"
-        component.killed = True
-        return component.group.kill()
-
-    def log_line_seen(self, name: str, pattern: str) -> bool:
-        """Whether a component's output has a line matching ``pattern``."""
-        path = self.log_dir / f"{name}.log"
-        try:
-            return re.search(pattern, path.read_text(errors="replace")) is not None
-        except OSError:
-            return False
-
-    def stop(self, grace: float = 25.0) -> list[str]:
-        """Stop every component: SIGTERM to all leaders at once, then escalate per group. Return survivors."""
-        for group in self.groups():
-            group.begin_stop(signal.SIGTERM)
-        survivors: list[str] = []
-        for group in self.groups():
-            survivors += [f"{group.name}: {s}" for s in group.finish_stop(grace)]
-        return survivors
-
-    def listening(self) -> list[str]:
-        """Every socket the components listen on."""
-        return sorted({entry for group in self.groups() for entry in group.listening()})
+    def stop(self, grace: float = 25.0, term_grace: float = 10.0) -> list[str]:
+        """Stop every component (see :meth:`AirflowLauncher.stop`); return the survivors."""
+        return super().stop(grace, term_grace)
 
     def logs(self, chars: int = 2000) -> str:
-        """The tail of every component's output, for failure messages."""
-        return "\n".join(f"--- {path.name} ---\n{tail(path, chars)}" for path in sorted(self.log_dir.glob("*.log")))
+        """Return the tail of every component's output, for failure messages."""
+        return super().logs(chars)
 
 
 # ---- the whole ----------------------------------------------------------------------------------------------
@@ -709,7 +631,7 @@ class Cluster:
         import psutil
 
         found: dict[int, str] = {}
-        groups = list(self.airflow.groups()) if self.airflow is not None else []
+        groups = list(self.airflow.started) if self.airflow is not None else []
         if self.redis is not None:
             groups.append(self.redis.group)
         for group in groups:

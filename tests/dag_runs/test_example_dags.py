@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import subprocess
 import sys
-import threading
-import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -16,6 +13,7 @@ import pytest
 
 from airflow_provider_cftunnel.operators.tunnel import CloudflareTunnelLink, tunnel_dashboard_url
 from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI
+from tests.support.dag_runs import bring_up_after_first_poll, task_states, xcoms
 
 EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 
@@ -33,27 +31,6 @@ def cli_for(airflow_home: Path, sim, **env: str) -> AirflowCLI:
     return AirflowCLI(airflow_home, EXAMPLE_DAGS, environment)
 
 
-def xcoms(airflow_home: Path, dag_id: str) -> dict[tuple[str, str], object]:
-    """The XComs of the DAG's latest run, read from the metadata database as Airflow stored them."""
-    with sqlite3.connect(airflow_home / "airflow.db") as db:
-        (run_id,) = db.execute(
-            "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
-        ).fetchone()
-        rows = db.execute("SELECT task_id, key, value FROM xcom WHERE dag_id = ? AND run_id = ?", (dag_id, run_id))
-        return {
-            (task, key): json.loads(value) if isinstance(value, str | bytes) else value for task, key, value in rows
-        }
-
-
-def task_states(airflow_home: Path, dag_id: str) -> dict[str, str]:
-    with sqlite3.connect(airflow_home / "airflow.db") as db:
-        (run_id,) = db.execute(
-            "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
-        ).fetchone()
-        rows = db.execute("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", (dag_id, run_id))
-        return dict(rows)
-
-
 def flat(text: str) -> str:
     """Output with box drawing (Airflow 3.0's rich tracebacks wrap messages in boxes) and line breaks folded."""
     return " ".join(re.sub(r"[\u2500-\u257f]", " ", text).split())
@@ -66,21 +43,6 @@ def shown(output: str) -> str:
     is Airflow's leak, not the provider's, and the provider sends none of its own.
     """
     return "\n".join(line for line in output.splitlines() if "MaskSecret(" not in line)
-
-
-def bring_up_after_first_poll(sim, delay: float) -> threading.Thread:
-    """Start the connector ``delay`` seconds after the sensor's first request (Airflow's start-up varies)."""
-
-    def run() -> None:
-        deadline = time.monotonic() + 120
-        while not sim.requests_matching(sim.tunnel_id) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(delay)
-        sim.set_connector(live=4)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
 
 
 def test_deploy_gate_waits_for_the_tunnel_then_deploys(airflow_home, cloudflare_simulator_factory):

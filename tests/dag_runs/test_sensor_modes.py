@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI
-from tests.dag_runs.test_example_dags import bring_up_after_first_poll, task_states, xcoms
+from tests.support.dag_runs import bring_up_after_first_poll, task_states, xcoms
 
 DAGS = Path(__file__).with_name("dags")
 

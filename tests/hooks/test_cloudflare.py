@@ -16,7 +16,7 @@ from airflow_provider_cftunnel.hooks.cloudflare import (
     validate_account_id,
     validate_uuid,
 )
-from tests.conftest import ACCOUNT_ID, CONNECTOR_ID, TOKEN, TUNNEL_ID
+from tests.support.ids import ACCOUNT_ID, CONNECTOR_ID, TOKEN, TUNNEL_ID
 
 
 class TestCredentials:

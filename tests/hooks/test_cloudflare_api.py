@@ -18,14 +18,10 @@ from airflow_provider_cftunnel.exceptions import (
 )
 from airflow_provider_cftunnel.hooks.cloudflare import CloudflareHook
 from airflow_provider_cftunnel.testing import OTHER_ACCOUNT_ID
+from tests.support.fakes import fast_hook
 
 CONNECTOR_PATH = r"/connectors/"
 CONNECTIONS_PATH = r"/connections$"
-
-
-def fast_hook(**kwargs) -> CloudflareHook:
-    kwargs = {"max_retries": 3, "backoff_factor": 0.01, "timeout": (2.0, 2.0), **kwargs}
-    return CloudflareHook(**kwargs)
 
 
 def api_requests(sim):

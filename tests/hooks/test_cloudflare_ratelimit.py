@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Iterator
@@ -9,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from airflow_provider_cftunnel.exceptions import CloudflareNotFoundError, CloudflareRateLimitError
-from airflow_provider_cftunnel.hooks.cloudflare import CloudflareHook
 from airflow_provider_cftunnel.ratelimit import clear_quotas
+from tests.support.fakes import fast_hook
 
 MISSING_CONNECTOR = "00000000-0000-4000-8000-000000000000"
 
@@ -23,8 +24,8 @@ def fresh_quotas() -> Iterator[None]:
     clear_quotas()
 
 
-def hook(**kwargs) -> CloudflareHook:
-    return CloudflareHook(**{"max_retries": 3, "backoff_factor": 0.01, "timeout": (2.0, 5.0), **kwargs})
+#: The shared fast hook with a longer read timeout (a call may wait for the pool).
+hook = functools.partial(fast_hook, timeout=(2.0, 5.0))
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import pytest
 
 from airflow_provider_cftunnel.exceptions import CloudflareAPIError, CloudflareConfigError
 from airflow_provider_cftunnel.hooks import hook_for_triggerer
-from tests.conftest import ACCOUNT_ID, TOKEN
+from tests.support.ids import ACCOUNT_ID, TOKEN
 
 
 async def test_defaults_make_no_retries_inside(set_connection):

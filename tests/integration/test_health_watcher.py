@@ -2,7 +2,7 @@
 
 The example DAG ``example_cftunnel_on_health_change`` (copied alone into a DAGs folder) watches the tunnels named
 ``edge-*`` of a simulated fleet of three, polling every ``POLL_INTERVAL`` seconds. Scheduler, dag-processor,
-triggerer and API server run one by one on loopback (:class:`~tests.integration.local_airflow.LocalAirflow`); the
+triggerer and API server run one by one on loopback (:class:`~tests.support.airflow.LocalAirflow`); the
 simulator runs in this process. The test unpauses the DAG (which registers the watcher), waits for the baseline
 (the second tunnel list request: the first answer has been read), then flips one tunnel down and, once the DAG
 has run for that, back to healthy.
@@ -35,9 +35,9 @@ from typing import Any
 import pytest
 
 from airflow_provider_cftunnel.testing import CloudflareSimulator
-from tests.integration.local_airflow import LocalAirflow, LocalAirflowError
-from tests.integration.processes import Api
 from tests.leak_guard import register_secret
+from tests.support.airflow import LocalAirflow, LocalAirflowError
+from tests.support.processes import Api
 
 AIRFLOW_VERSION = tuple(int(part) for part in version("apache-airflow").split(".")[:2])
 

@@ -25,14 +25,11 @@ The figures are printed at the end of the test (shown even when pytest captures 
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import math
 import os
 import re
-import shlex
-import signal
 import statistics
 import time
 import uuid
@@ -44,8 +41,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_cftunnel.testing import CloudflareSimulator, default_scenario
-from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI
-from tests.integration.processes import Api, ProcessGroup, free_port, json_rows, loopback_airflow_env, tail
+from tests.support.airflow import LOCAL_COMPONENTS, LocalAirflow
+from tests.support.processes import Api, json_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -68,105 +65,6 @@ CONNECTOR_PATH = re.compile(r"/cfd_tunnel/(?P<tunnel>[0-9a-f-]{36})/connectors/(
 UNFINISHED = {None, "scheduled", "queued", "running", "deferred", "up_for_reschedule", "restarting"}
 
 
-@dataclass
-class AirflowStack:
-    """The Airflow components of one test, in ONE new process group, and how to stop every process of it."""
-
-    cli: AirflowCLI
-    api_port: int
-    standalone: bool
-    log_dir: Path
-    group: ProcessGroup | None = None
-    survivors: list[str] = field(default_factory=list)
-    components: dict[int, tuple[str, Any]] = field(default_factory=dict)
-    stop_seconds: float = 0.0
-
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
-
-    @property
-    def stop_stage(self) -> str:
-        return self.group.stop_stage if self.group else ""
-
-    @property
-    def needed_sigkill(self) -> list[str]:
-        return self.group.needed_sigkill if self.group else []
-
-    def start(self) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        airflow = shlex.quote(self.cli.airflow)
-        if self.standalone:
-            command = [self.cli.airflow, "standalone"]
-        else:
-            # What `airflow standalone` runs, minus the log servers (they bind every interface). The shell
-            # reaps its children when told to stop, so no zombie is left behind.
-            parts = {
-                "scheduler": "scheduler --skip-serve-logs",
-                "dag-processor": "dag-processor",
-                "triggerer": "triggerer --skip-serve-logs",
-                "api-server": f"api-server --host 127.0.0.1 --port {self.api_port}",
-            }
-            lines = ["trap 'trap - TERM INT; kill -TERM $pids 2>/dev/null; wait' TERM INT", "pids="]
-            for name, args in parts.items():
-                out = shlex.quote(str(self.log_dir / f"{name}.log"))
-                lines.append(f'{airflow} {args} >{out} 2>&1 </dev/null & pids="$pids $!"')
-            lines.append("wait")
-            command = ["bash", "-c", "\n".join(lines)]
-        self.group = ProcessGroup(
-            "airflow", command, env=self.cli.env(), cwd=self.cli.home, log_path=self.log_dir / "launcher.log"
-        ).start()
-
-    def track(self) -> None:
-        """Remember every descendant (task runners lead process groups of their own: killpg misses them)."""
-        if self.group is not None:
-            self.group.track()
-
-    def watch_components(self) -> None:
-        """Remember the components (the launcher's children), to notice one of them dying."""
-        import psutil
-
-        assert self.group is not None
-        assert self.group.pid is not None
-        with contextlib.suppress(psutil.Error):
-            for child in psutil.Process(self.group.pid).children():
-                with contextlib.suppress(psutil.Error):
-                    self.components.setdefault(child.pid, (" ".join(child.cmdline()[1:3]), child))
-
-    def check_components(self) -> None:
-        """Fail the test at once, with the logs, if the launcher or a component has exited."""
-        assert self.group is not None
-        assert self.group.proc is not None
-        dead = [] if self.group.running() else [f"launcher (exit {self.group.proc.returncode})"]
-        dead += [f"{name} (pid {pid})" for pid, (name, process) in self.components.items() if not process.is_running()]
-        if dead:
-            pytest.fail(f"Airflow components exited: {', '.join(dead)}\n{self.logs()}")
-
-    def stop(self) -> list[str]:
-        """Stop every process started; return descriptions of the survivors (none expected).
-
-        First the orderly way (the launcher stops its components, which stop their own children: signalling
-        every process at once can leave the scheduler waiting forever for LocalExecutor workers that the
-        signal interrupted, seen here), then SIGTERM to the whole process group, then SIGKILL.
-        """
-        if self.group is None or self.group.stopped:
-            return self.survivors
-        started = time.monotonic()
-        # `airflow standalone` stops its components on SIGINT; the shell launcher on SIGTERM.
-        self.group.begin_stop(signal.SIGINT if self.standalone else signal.SIGTERM)
-        self.survivors = self.group.finish_stop(ORDERLY_STOP_GRACE, STOP_GRACE)
-        self.stop_seconds = time.monotonic() - started
-        return self.survivors
-
-    def listening(self) -> list[str]:
-        """``address:port (process)`` of every socket the components listen on."""
-        return self.group.listening() if self.group is not None else []
-
-    def logs(self) -> str:
-        """The tail of every component's output, for failure messages."""
-        return "\n".join(f"--- {path.name} ---\n{tail(path, 2500)}" for path in sorted(self.log_dir.glob("*.log")))
-
-
 @pytest.fixture
 def simulator() -> Iterator[CloudflareSimulator]:
     """One tunnel with 20 connectors that stay absent until the test brings them up."""
@@ -176,54 +74,41 @@ def simulator() -> Iterator[CloudflareSimulator]:
 
 
 @pytest.fixture
-def airflow_stack(tmp_path: Path, simulator: CloudflareSimulator) -> Iterator[AirflowStack]:
+def airflow_stack(tmp_path: Path, simulator: CloudflareSimulator) -> Iterator[LocalAirflow]:
     """A fresh AIRFLOW_HOME (SQLite, LocalExecutor) and its components, stopped (all of them) afterwards."""
     connectors = [c["id"] for c in simulator.scenario["accounts"][0]["tunnels"][0]["connectors"]]
     assert len(connectors) == FLEET_SIZE
-    api_port = free_port()
-    env = loopback_airflow_env(
-        api_port,
-        AIRFLOW_CONN_CLOUDFLARE_DEFAULT=simulator.connection_json(),
-        AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
-        CFTUNNEL_FLEET_CONNECTORS=json.dumps(connectors),
-        CFTUNNEL_FLEET_TUNNEL_ID=str(simulator.tunnel_id),
-        CFTUNNEL_FLEET_POKE_INTERVAL=str(POKE_INTERVAL),
-        CFTUNNEL_FLEET_TIMEOUT=str(SENSOR_TIMEOUT),
-    )
-    # SQLite's default 5 s busy timeout is too short on a busy 2-core machine: a component that meets
-    # "database is locked" dies (the triggerer did, here). Give every component 60 s.
-    settings_dir = tmp_path / "pythonpath"
-    settings_dir.mkdir()
-    (settings_dir / "cftunnel_it_db.py").write_text(
-        'CONNECT_ARGS = {"timeout": 60}\nASYNC_CONNECT_ARGS = {"timeout": 60}\n', encoding="utf-8"
-    )
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(settings_dir), os.environ.get("PYTHONPATH")]))
-    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "cftunnel_it_db.CONNECT_ARGS"
-    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"] = "cftunnel_it_db.ASYNC_CONNECT_ARGS"
-    home = tmp_path / "airflow"
-    cli = AirflowCLI(home, DAGS_FOLDER, env)
-    cli.migrate()
-    stack = AirflowStack(
-        cli=cli,
-        api_port=api_port,
-        standalone=os.environ.get("CFTUNNEL_IT_STANDALONE") == "1",
+    env = {
+        "AIRFLOW_CONN_CLOUDFLARE_DEFAULT": simulator.connection_json(),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "CFTUNNEL_FLEET_CONNECTORS": json.dumps(connectors),
+        "CFTUNNEL_FLEET_TUNNEL_ID": str(simulator.tunnel_id),
+        "CFTUNNEL_FLEET_POKE_INTERVAL": str(POKE_INTERVAL),
+        "CFTUNNEL_FLEET_TIMEOUT": str(SENSOR_TIMEOUT),
+    }
+    standalone = os.environ.get("CFTUNNEL_IT_STANDALONE") == "1"
+    stack = LocalAirflow(
+        tmp_path / "airflow",
+        DAGS_FOLDER,
+        env,
         log_dir=tmp_path / "component-logs",
+        components=("standalone",) if standalone else LOCAL_COMPONENTS,
     )
     try:
+        stack.migrate()
         stack.start()
         yield stack
     finally:
-        survivors = stack.stop()
+        survivors = stack.stop(ORDERLY_STOP_GRACE, STOP_GRACE)
         assert not survivors, f"processes left after stopping the Airflow components: {survivors}"
 
 
-def _wait_until_up(stack: AirflowStack, api: Api) -> None:
+def _wait_until_up(stack: LocalAirflow, api: Api) -> None:
     """Wait until the API answers, every component heartbeats and the DAG is parsed with its 20 tasks."""
     deadline = time.monotonic() + STARTUP_DEADLINE
     last = "nothing yet"
     while time.monotonic() < deadline:
-        stack.check_components()
-        stack.track()
+        stack.check()
         errors: list[Any] = []
         try:
             health = api.get("/api/v2/monitor/health")
@@ -235,7 +120,6 @@ def _wait_until_up(stack: AirflowStack, api: Api) -> None:
                 tasks = api.get(f"/api/v2/dags/{DAG_ID}/tasks").get("tasks", []) if not errors else []
                 last = f"healthy; DAG has {len(tasks)} task(s)"
                 if len(tasks) == FLEET_SIZE:
-                    stack.watch_components()
                     return
         except (*api.errors, ValueError) as error:  # not up yet: connection refused, 404 for the DAG...
             last = f"{type(error).__name__}: {error}"
@@ -244,7 +128,7 @@ def _wait_until_up(stack: AirflowStack, api: Api) -> None:
     pytest.fail(f"Airflow was not ready within {STARTUP_DEADLINE:.0f} s ({last}):\n{stack.logs()}")
 
 
-def _cli(stack: AirflowStack, *args: str) -> str:
+def _cli(stack: LocalAirflow, *args: str) -> str:
     result = stack.cli.run(*args, timeout=120)
     assert result.returncode == 0, f"airflow {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-3000:]}"
     return result.stdout
@@ -268,7 +152,7 @@ class Observation:
 
 
 def _drive_run(
-    stack: AirflowStack, api: Api, sim: CloudflareSimulator, run_id: str, connectors: dict[str, str]
+    stack: LocalAirflow, api: Api, sim: CloudflareSimulator, run_id: str, connectors: dict[str, str]
 ) -> Observation:
     """Poll the run; bring connectors up once all sensors have waited deferred; return what was seen."""
     tasks = sorted(connectors)
@@ -276,8 +160,7 @@ def _drive_run(
     seen = Observation()
     deadline = time.monotonic() + ALL_DEFERRED_DEADLINE
     while True:
-        stack.check_components()
-        stack.track()
+        stack.check()
         now = time.time()
         try:
             run = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")
@@ -338,7 +221,7 @@ def _drive_run(
         time.sleep(1.0)
 
 
-def _trigger_log_evidence(stack: AirflowStack, run_id: str, tasks: list[str]) -> dict[str, str]:
+def _trigger_log_evidence(stack: LocalAirflow, run_id: str, tasks: list[str]) -> dict[str, str]:
     """What is missing, per task, from the logs that show its trigger waiting and firing in the triggerer.
 
     The trigger's own log (``attempt=1.log.trigger.<job>.log``) must hold its "not ready" line (written by the
@@ -362,7 +245,7 @@ def _trigger_log_evidence(stack: AirflowStack, run_id: str, tasks: list[str]) ->
 
 @pytest.mark.timeout(600)
 def test_fleet_of_deferrable_sensors_shares_one_poller(
-    airflow_stack: AirflowStack, simulator: CloudflareSimulator, capsys: pytest.CaptureFixture[str]
+    airflow_stack: LocalAirflow, simulator: CloudflareSimulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
     started = time.monotonic()
     stack, sim = airflow_stack, simulator
@@ -389,7 +272,7 @@ def test_fleet_of_deferrable_sensors_shares_one_poller(
         }
     finally:
         api.close()
-    survivors = stack.stop()
+    survivors = stack.stop(ORDERLY_STOP_GRACE, STOP_GRACE)
     assert not survivors, f"processes left after stopping the Airflow components: {survivors}"
 
     # The CLI's own view of the run (the database outlives the components).

@@ -9,7 +9,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_cftunnel.exceptions import CloudflareAuthError, CloudflareConfigError
 from airflow_provider_cftunnel.operators.health import HEALTH_REPORT_XCOM_KEY, CloudflareTunnelHealthOperator
-from tests.operators.test_tunnel import RecordingTaskInstance
+from tests.support.fakes import RecordingTaskInstance
 
 UNKNOWN_ID = "00000000-0000-4000-8000-0000000000aa"
 

@@ -10,16 +10,7 @@ from airflow_provider_cftunnel.operators.tunnel import (
     CloudflareTunnelLink,
     tunnel_dashboard_url,
 )
-
-
-class RecordingTaskInstance:
-    """Just enough of a task instance to receive the XCom pushes of ``execute`` (not the code under test)."""
-
-    def __init__(self) -> None:
-        self.pushed: dict[str, object] = {}
-
-    def xcom_push(self, key: str, value: object) -> None:
-        self.pushed[key] = value
+from tests.support.fakes import RecordingTaskInstance
 
 
 def test_returns_the_connector_as_cloudflare_sent_it(ready_sim):

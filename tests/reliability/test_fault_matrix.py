@@ -24,6 +24,7 @@ from airflow_provider_cftunnel.operators.tunnel import CloudflareTunnelConnector
 from airflow_provider_cftunnel.sensors.tunnel import CloudflareTunnelConnectorSensor
 from airflow_provider_cftunnel.triggers.tunnel import CloudflareTunnelConnectorTrigger
 from tests.leak_guard import assert_no_secret
+from tests.support.fakes import RecordingTaskInstance
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
 COLUMNS = ("hook call", "operator task", "sensor poke", "sensor deferred")
@@ -140,16 +141,6 @@ class Observed:
     kind: str
     value: Any = None
     error: BaseException | None = None
-
-
-class RecordingTaskInstance:
-    """Just enough of a task instance to receive the operator's XCom pushes."""
-
-    def __init__(self) -> None:
-        self.pushed: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed[key] = value
 
 
 def matrix_hook() -> CloudflareHook:

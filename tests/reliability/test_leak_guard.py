@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_cftunnel.hooks.cloudflare import CloudflareHook
 from airflow_provider_cftunnel.operators.tunnel import CloudflareTunnelConnectorOperator
 from airflow_provider_cftunnel.testing import (
     DEFAULT_ACCOUNT_TOKEN,
@@ -32,6 +31,7 @@ from airflow_provider_cftunnel.testing import (
 )
 from airflow_provider_cftunnel.triggers.tunnel import CloudflareTunnelConnectorTrigger
 from tests.leak_guard import Leak, assert_no_secret, find_leaks, registered_secrets
+from tests.support.fakes import RecordingTaskInstance, fast_hook
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -282,23 +282,11 @@ def credential_sim(request, ready_sim, set_connection) -> CredentialSim:
     return CredentialSim(ready_sim, request.param)
 
 
-def fast_hook() -> CloudflareHook:
-    return CloudflareHook(max_retries=0, timeout=(2.0, 2.0))
-
-
 def test_test_connection_message_holds_no_secret(credential_sim) -> None:
-    ok, message = fast_hook().test_connection()
+    ok, message = fast_hook(max_retries=0).test_connection()
     assert_no_secret(message, "test_connection's message")
     assert ok is credential_sim.works, message
     assert "{" not in message
-
-
-class RecordingTaskInstance:
-    def __init__(self) -> None:
-        self.pushed: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed[key] = value
 
 
 def test_operator_xcom_and_errors_hold_no_secret(credential_sim) -> None:
@@ -306,7 +294,7 @@ def test_operator_xcom_and_errors_hold_no_secret(credential_sim) -> None:
     operator = CloudflareTunnelConnectorOperator(
         task_id="fetch", tunnel_id=sim.tunnel_id, connector_id=sim.connector_id
     )
-    operator.hook = fast_hook()
+    operator.hook = fast_hook(max_retries=0)
     ti = RecordingTaskInstance()
     try:
         result = operator.execute({"ti": ti})  # type: ignore[arg-type]
@@ -337,7 +325,7 @@ def test_sensor_logs_hold_no_secret(credential_sim, capsys) -> None:
     from airflow_provider_cftunnel.sensors.tunnel import CloudflareTunnelConnectorSensor
 
     sensor = CloudflareTunnelConnectorSensor(task_id="wait", tunnel_id=credential_sim.sim.tunnel_id)
-    sensor.hook = fast_hook()
+    sensor.hook = fast_hook(max_retries=0)
     try:
         outcome: Any = sensor.poke({})  # type: ignore[arg-type]
     except Exception as error:

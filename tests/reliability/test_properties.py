@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from airflow_provider_cftunnel.exceptions import CloudflareAPIError, CloudflareConfigError
 from airflow_provider_cftunnel.hooks.cloudflare import CloudflareCredentials, CloudflareHook
-from airflow_provider_cftunnel.models import TunnelConnector, find_ready_connector
+from airflow_provider_cftunnel.models import TunnelConnector
+from airflow_provider_cftunnel.rules import find_ready_connector
 from tests.leak_guard import register_secret
 
 BASE_URL = "https://api.cloudflare.test/client/v4"

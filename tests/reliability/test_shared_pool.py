@@ -10,12 +10,11 @@ each window the pool may have: (a) fixed windows, (b) a sliding window whose ``t
 ``Ratelimit`` headers, every process paces itself on the server's remaining count: no 429 at all, and every
 process keeps polling. The same run with the headers stripped (as by a proxy) shows what the budget alone does.
 
-This module is also the triggerer process: ``python tests/reliability/test_shared_pool.py CONFIG_JSON``.
+Each triggerer process is ``python -m tests.support.pool CONFIG_JSON`` (:func:`tests.support.pool.triggerer_process`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import os
@@ -40,78 +39,6 @@ RUN_SECONDS = 20.0
 #: The pool's windows: ``(window, reset)`` as ``set_rate_limit`` takes them, by the issue's letter.
 WINDOWS = {"a-fixed": ("fixed", "full"), "b-sliding-more": ("sliding", "more"), "c-sliding-full": ("sliding", "full")}
 START_TIMEOUT = 120.0
-
-
-# -- the triggerer process ----------------------------------------------------------------------------------
-
-
-async def triggerer_process(cfg: dict[str, Any]) -> dict[str, Any]:
-    """
-    One triggerer process of a shared-pool run (this test's, and ``bench/fleet.py``'s pool rows): deferred
-    triggers on its own tunnels for ``seconds``, every poll's outcome counted. It prints ``READY`` and starts at
-    the time the parent writes as ``GO <time.time()>`` on its standard input.
-
-    :param cfg: ``tunnels``, ``account_id``, ``interval`` and ``seconds``.
-    """
-    from airflow_provider_cftunnel.exceptions import CloudflareRateLimitError
-    from airflow_provider_cftunnel.triggers.tunnel import CloudflareTunnelConnectorTrigger, TunnelPoller
-
-    print("READY", flush=True)
-    start_at = float(sys.stdin.readline().split()[1])  # "GO <time.time() to start at>"
-    await asyncio.sleep(max(0.0, start_at - time.time()))
-    started = time.monotonic()
-    deadline = started + cfg["seconds"]
-    counts = {"ok": 0, "rate_limited": 0, "other_errors": 0}
-    ok_times: list[float] = []
-
-    async def trigger(tunnel_id: str) -> None:
-        run = CloudflareTunnelConnectorTrigger(
-            tunnel_id=tunnel_id, account_id=cfg["account_id"], poll_interval=cfg["interval"]
-        ).run()
-        async for event in run:  # the tunnels never get a connector: an event is an error
-            counts["other_errors"] += 1
-            print(f"unexpected event {event.payload.get('status')}", file=sys.stderr, flush=True)
-            return
-
-    async def count(poller: TunnelPoller) -> None:
-        async for outcome in poller.outcomes(cfg["interval"]):
-            if outcome.error is None:
-                counts["ok"] += 1
-                ok_times.append(time.monotonic() - started)
-            elif isinstance(outcome.error, CloudflareRateLimitError):
-                counts["rate_limited"] += 1
-            else:
-                counts["other_errors"] += 1
-
-    tasks = [asyncio.create_task(trigger(t)) for t in cfg["tunnels"]]
-    while len(TunnelPoller.active()) < len(cfg["tunnels"]) and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
-    pollers = list(TunnelPoller.active().values())
-    tasks += [asyncio.create_task(count(poller)) for poller in pollers]
-    await asyncio.sleep(max(0.0, deadline - time.monotonic()))
-    budget = TunnelPoller.budget_for(_credentials())  # the one every poller of this process drew from
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    quota = budget.quota
-    latest = quota.latest if quota is not None else None
-    return {
-        **counts,
-        "requests": sum(poller.requests for poller in pollers),
-        "ok_times": ok_times,
-        "quota_waited_s": budget.quota_waited,
-        "waited_s": budget.waited,
-        "pacing_episodes": quota.episodes if quota is not None else None,
-        "latest_remaining": latest.remaining if latest is not None else None,
-    }
-
-
-def _credentials() -> Any:
-    """The credentials of ``AIRFLOW_CONN_CLOUDFLARE_DEFAULT``, as the triggers' hooks read them."""
-    from airflow_provider_cftunnel.hooks.cloudflare import CloudflareCredentials
-
-    conn = json.loads(os.environ["AIRFLOW_CONN_CLOUDFLARE_DEFAULT"])
-    return CloudflareCredentials(secret=conn["password"], account_id=conn["extra"]["account_id"], base_url=conn["host"])
 
 
 # -- the test ---------------------------------------------------------------------------------------------
@@ -149,7 +76,7 @@ def run_processes(
             cfg = {"tunnels": mine, "account_id": sim.account_id, "interval": POLL_INTERVAL, "seconds": seconds}
             children.append(
                 subprocess.Popen(
-                    [sys.executable, __file__, json.dumps(cfg)],
+                    [sys.executable, "-m", "tests.support.pool", json.dumps(cfg)],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.DEVNULL,
@@ -277,7 +204,3 @@ def test_without_headers_the_processes_only_have_their_own_budget(pool_sim: Any)
     assert sum(r["ok"] + r["rate_limited"] + r["other_errors"] for r in results) > 0  # the scenario ran
     # nothing to pace on: only the first requests waited for the first answer (to learn whether headers come)
     assert all(r["quota_waited_s"] < 2.0 for r in results)
-
-
-if __name__ == "__main__":
-    print(json.dumps(asyncio.run(triggerer_process(json.loads(sys.argv[1])))), flush=True)

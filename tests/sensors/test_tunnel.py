@@ -15,7 +15,7 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_cftunnel.exceptions import CloudflareAPIError, CloudflareAuthError, CloudflareConfigError
-from airflow_provider_cftunnel.sensors.tunnel import CloudflareTunnelConnectorSensor
+from airflow_provider_cftunnel.sensors.tunnel import TRIGGER_TIMEOUT_GRACE, CloudflareTunnelConnectorSensor
 from airflow_provider_cftunnel.triggers.tunnel import CloudflareTunnelConnectorTrigger
 
 
@@ -137,17 +137,25 @@ class TestDeferrable:
         deferred = info.value
         assert isinstance(deferred.trigger, CloudflareTunnelConnectorTrigger)
         assert deferred.method_name == "execute_complete"
-        assert deferred.timeout == timedelta(seconds=321)
-        assert deferred.trigger.serialize()[1] == {
+        # Airflow's own timeout comes later, so the trigger's timeout event (which says why) comes first
+        assert deferred.timeout == timedelta(seconds=321 + 7 + TRIGGER_TIMEOUT_GRACE)
+        kwargs = deferred.trigger.serialize()[1]
+        assert 320 < kwargs.pop("timeout_at") - time.time() <= 321
+        assert kwargs == {
             "tunnel_id": sim.tunnel_id,
             "account_id": sim.account_id,  # resolved from the connection, so the trigger needs no lookup for it
-            "connector_id": None,
-            "min_connections": 3,
+            "rule": {
+                "min_connections": 3,
+                "connector_id": None,
+                "started_after": None,
+                "min_colos": 1,
+                "stable_for": 0.0,
+            },
+            "ready_url": None,
             "cloudflare_conn_id": "cloudflare_default",
             "poll_interval": 7.0,
-            "min_colos": 1,
-            "started_after": None,
             "hook_params": {},
+            "last_reason": "not ready: no connector registered",
         }
 
     def test_bad_credentials_fail_before_deferring(self, sim, set_connection):
@@ -197,9 +205,9 @@ class TestRollingRestart:
         sensor = make_sensor(sim, deferrable=True, started_after="2999-01-01T00:00:00Z", min_colos=2)
         with pytest.raises(TaskDeferred) as info:
             sensor.execute({})
-        kwargs = info.value.trigger.serialize()[1]
-        assert kwargs["started_after"] == "2999-01-01T00:00:00+00:00"
-        assert kwargs["min_colos"] == 2
+        rule = info.value.trigger.serialize()[1]["rule"]
+        assert rule["started_after"] == "2999-01-01T00:00:00+00:00"
+        assert rule["min_colos"] == 2
 
     def test_malformed_started_after_is_a_clear_error(self, sim):
         with pytest.raises(CloudflareConfigError, match="started_after"):
@@ -229,3 +237,128 @@ class TestSameErrorInEveryMode:
         with pytest.raises(TaskDeferred) as info:
             sensor.execute({})
         assert info.value.trigger.serialize()[1]["hook_params"] == {"timeout": 4.0, "max_retries": 1}
+
+
+class TestStableForAndReadyUrl:
+    """``stable_for`` and cloudflared's ``/ready``: the same rule in poke mode and through the trigger."""
+
+    def test_ready_url_with_connector_id_is_refused_at_construction(self, sim):
+        with pytest.raises(CloudflareConfigError, match="either ready_url or connector_id"):
+            CloudflareTunnelConnectorSensor(
+                task_id="x", tunnel_id=sim.tunnel_id, connector_id=sim.connector_id, ready_url=sim.ready_url()
+            )
+
+    @pytest.mark.parametrize("value", [-1, "thirty", True])
+    def test_bad_stable_for_is_refused_at_construction(self, sim, value):
+        with pytest.raises(CloudflareConfigError, match="stable_for"):
+            CloudflareTunnelConnectorSensor(task_id="x", tunnel_id=sim.tunnel_id, stable_for=value)
+
+    def test_poke_waits_for_the_connector_ready_url_names(self, sim):
+        sim.set_connector(live=4)  # the old cloudflared, live
+        new = sim.add_connector(live=0, pending=0)
+        sensor = make_sensor(sim, ready_url=sim.ready_url(new), min_connections=2)
+        assert sensor.poke({}) is False
+        assert sensor._last_reason.startswith("not ready: cloudflared at")
+        sim.set_connector(connector_id=new, live=4)
+        result = sensor.poke({})
+        assert result.xcom_value["id"] == new
+
+    def test_poke_with_stable_for_keeps_polling_until_it_held_that_long(self, sim):
+        sim.set_connector(live=4)
+        sensor = make_sensor(sim, stable_for=1.0, poke_interval=0.3)
+        started = time.monotonic()
+        result = sensor.poke({})
+        assert result.is_done
+        assert time.monotonic() - started >= 1.0
+        assert len(sim.requests_matching("/connections$")) >= 4  # every poll in between held
+
+    def test_a_flap_during_stable_for_starts_the_count_again(self, sim):
+        import threading
+
+        sim.set_connector(live=4)
+        sensor = make_sensor(sim, stable_for=1.0, poke_interval=0.2)
+        threading.Timer(0.5, lambda: sim.set_connector(live=0, pending=4)).start()
+        threading.Timer(0.8, lambda: sim.set_connector(live=4)).start()
+        started = time.monotonic()
+        assert sensor.poke({}) is False  # the flap broke the run: poke returns (a reschedule would follow)
+        assert 0.4 < time.monotonic() - started < 1.0
+        assert sensor._clock.held_since is None
+        time.sleep(0.5)  # the reschedule's wait; the connector is back meanwhile
+        result = sensor.poke({})
+        assert result.is_done
+        assert time.monotonic() - started >= 1.8
+
+    def test_timeout_names_the_last_reason(self, sim):
+        sim.set_connector(live=4)
+        sensor = make_sensor(sim, started_after="2999-01-01T00:00:00Z", timeout=0.5)
+        with pytest.raises(AirflowSensorTimeout, match="none started at or after 2999-01-01T00:00:00Z; newest run_at"):
+            sensor.execute({})
+
+    def test_soft_fail_skip_names_the_last_reason(self, sim):
+        with pytest.raises(AirflowSkipException, match="Last check: not ready: no connector registered"):
+            make_sensor(sim, timeout=0.5, soft_fail=True).execute({})
+
+    def test_a_ready_url_that_is_not_cloudflareds_fails_at_once(self, sim):
+        sim.set_connector(live=4)
+        sim.set_ready(mode="bogus")
+        with pytest.raises(CloudflareConfigError, match="not cloudflared's /ready"):
+            make_sensor(sim, ready_url=sim.ready_url()).execute({})
+
+    def test_deferral_carries_the_rule_and_the_ready_url(self, sim):
+        sensor = make_sensor(sim, deferrable=True, ready_url=sim.ready_url(), stable_for=timedelta(seconds=5))
+        with pytest.raises(TaskDeferred) as info:
+            sensor.execute({})
+        kwargs = info.value.trigger.serialize()[1]
+        assert kwargs["ready_url"] == sim.ready_url()
+        assert kwargs["rule"]["stable_for"] == 5.0
+        assert kwargs["last_reason"].startswith("not ready: cloudflared at")
+
+    def test_execute_complete_turns_a_timeout_event_into_a_sensor_timeout_with_the_reason(self, sim):
+        event = {"status": "timeout", "reason": "not ready: no connector registered"}
+        with pytest.raises(AirflowSensorTimeout, match="Last check: not ready: no connector registered"):
+            make_sensor(sim).execute_complete({}, event)
+
+
+class TestTriggerWithReadyUrl:
+    """The trigger itself, on the real event loop against the simulator."""
+
+    @staticmethod
+    def trigger(sim, **kwargs) -> CloudflareTunnelConnectorTrigger:
+        rule = kwargs.pop("rule", {"min_connections": 2})
+        return CloudflareTunnelConnectorTrigger(
+            tunnel_id=sim.tunnel_id, account_id=sim.account_id, rule=rule, poll_interval=0.2, **kwargs
+        )
+
+    async def test_fires_on_the_connector_ready_names_after_stable_for(self, sim):
+        import asyncio
+
+        sim.set_connector(live=4)
+        new = sim.add_connector(live=4)
+        sim.set_ready(new, lag=0.6)  # /ready trails the API
+        started = time.monotonic()
+        trigger = self.trigger(sim, rule={"min_connections": 2, "stable_for": 0.5}, ready_url=sim.ready_url(new))
+        event = await asyncio.wait_for(trigger.run().__anext__(), 15)
+        assert event.payload["status"] == "success"
+        assert event.payload["connector"]["id"] == new
+        assert time.monotonic() - started >= 1.1  # /ready's lag, then stable_for
+
+    async def test_times_out_with_the_last_reason(self, sim):
+        import asyncio
+
+        sim.set_connector(live=4)
+        sim.set_ready(mode="never")
+        trigger = self.trigger(sim, ready_url=sim.ready_url(), timeout_at=time.time() + 0.8)
+        event = await asyncio.wait_for(trigger.run().__anext__(), 15)
+        assert event.payload["status"] == "timeout"
+        assert event.payload["reason"].startswith("not ready: cloudflared at")
+        assert "HTTP 503" in event.payload["reason"]
+
+    async def test_a_bogus_ready_url_ends_with_a_config_error_event(self, sim):
+        import asyncio
+
+        from airflow_provider_cftunnel.exceptions import error_from_event
+
+        sim.set_connector(live=4)
+        sim.set_ready(mode="bogus")
+        event = await asyncio.wait_for(self.trigger(sim, ready_url=sim.ready_url()).run().__anext__(), 15)
+        assert isinstance(error_from_event(event.payload), CloudflareConfigError)

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import pytest
 import requests
 
-from tests.testing.sim_helpers import Client, FakeClock
+from tests.support.fakes import FakeClock
+from tests.testing.sim_helpers import Client
 
 if TYPE_CHECKING:
     from airflow_provider_cftunnel.testing import CloudflareSimulator

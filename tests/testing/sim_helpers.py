@@ -1,4 +1,4 @@
-"""Helpers for the simulator's tests: a fake clock, a small HTTP client bound to a simulator, error checks."""
+"""Helpers for the simulator's tests: a small HTTP client bound to a simulator, error checks."""
 
 from __future__ import annotations
 
@@ -10,19 +10,6 @@ if TYPE_CHECKING:
     from airflow_provider_cftunnel.testing import CloudflareSimulator
 
 _DEFAULT = object()
-
-
-class FakeClock:
-    """A clock the test moves by hand (the simulator's ``clock=`` argument)."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Client:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -23,7 +24,10 @@ from airflow_provider_cftunnel.testing import (
     CloudflareSimulator,
     ScenarioError,
 )
-from tests.testing.sim_helpers import Client, FakeClock, assert_error
+from tests.testing.sim_helpers import Client, assert_error
+
+if TYPE_CHECKING:
+    from tests.support.fakes import FakeClock
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 GLOBAL = {"X-Auth-Email": DEFAULT_GLOBAL_KEY_EMAIL, "X-Auth-Key": DEFAULT_GLOBAL_KEY}

@@ -10,7 +10,8 @@ import pytest
 from airflow_provider_cftunnel.testing import DEFAULT_GLOBAL_KEY, DEFAULT_GLOBAL_KEY_EMAIL, CloudflareSimulator
 
 if TYPE_CHECKING:
-    from tests.testing.sim_helpers import Client, FakeClock
+    from tests.support.fakes import FakeClock
+    from tests.testing.sim_helpers import Client
 
 
 # ---- the request log ----------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from tests.testing.sim_helpers import Client, assert_error
 
 if TYPE_CHECKING:
     from airflow_provider_cftunnel.testing import CloudflareSimulator
-    from tests.testing.sim_helpers import FakeClock
+    from tests.support.fakes import FakeClock
 
 STATUSES = {"down": 3, "degraded": 2, "inactive": 1}
 FLEET = {"prefix": "prod-web-", "count": 1000, "statuses": STATUSES}
@@ -492,7 +492,7 @@ def test_cli_fleet_flag_adds_to_the_fleets_of_a_scenario_file(tmp_path, capsys: 
 
 
 def test_fleet_answers_validate_against_cloudflares_schema(start: Start, session: requests.Session) -> None:
-    from tests.contract.test_simulator_schema import Validated, check
+    from tests.support.schema import Validated, check
 
     sim, client = start({"up_after": 0, "fleets": [FLEET]})
     seen = Validated()

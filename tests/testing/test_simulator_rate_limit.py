@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from airflow_provider_cftunnel.testing import (
@@ -11,7 +13,10 @@ from airflow_provider_cftunnel.testing import (
     NO_PERMISSION_API_TOKEN,
     CloudflareSimulator,
 )
-from tests.testing.sim_helpers import Client, FakeClock, assert_error
+from tests.testing.sim_helpers import Client, assert_error
+
+if TYPE_CHECKING:
+    from tests.support.fakes import FakeClock
 
 
 def test_off_by_default(sim: CloudflareSimulator, client: Client) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from importlib.metadata import version
 
@@ -11,6 +10,8 @@ import pytest
 
 from airflow_provider_cftunnel.exceptions import CloudflareAuthError, CloudflareConfigError, CloudflareNotFoundError
 from airflow_provider_cftunnel.triggers.health import CloudflareTunnelHealthTrigger, health_changes
+from tests.support.fakes import FakeStore
+from tests.support.triggers import Collector, wait_for
 
 TRIGGER_PATH = "airflow_provider_cftunnel.triggers.health.CloudflareTunnelHealthTrigger"
 AIRFLOW_3 = int(version("apache-airflow").split(".")[0]) >= 3
@@ -27,54 +28,8 @@ def fleet(ready_sim):
     return sim, ids
 
 
-class Collector:
-    """Runs a trigger in the background and keeps its events (Airflow's triggerer does the same)."""
-
-    def __init__(self, trigger: CloudflareTunnelHealthTrigger) -> None:
-        self.trigger = trigger
-        self.events: list[dict] = []
-        self.error: BaseException | None = None
-        self.task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        try:
-            async for event in self.trigger.run():
-                self.events.append(event.payload)
-        except Exception as error:
-            self.error = error
-
-    async def stop(self) -> None:
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
-
-
-async def wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-
-
 def polls(sim) -> int:
     return len(sim.requests_matching(r"/cfd_tunnel$"))
-
-
-class FakeStore:
-    """A dict standing in for Airflow 3.3's asset state store (the triggerer injects the real one)."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, object] = {}
-
-    async def aget(self, key, default=None):
-        return json.loads(json.dumps(self.data.get(key, default)))
-
-    async def aset(self, key, value):
-        assert value is not None
-        self.data[key] = json.loads(json.dumps(value))
-
-    async def adelete(self, key):
-        self.data.pop(key, None)
 
 
 class TestChanges:

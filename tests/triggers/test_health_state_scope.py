@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_cftunnel.triggers.health import CloudflareTunnelHealthTrigger
-from tests.triggers.test_health import Collector, FakeStore, wait_for
+from tests.support.fakes import FakeStore
+from tests.support.triggers import Collector, wait_for
 
 
 @pytest.fixture

@@ -7,12 +7,16 @@ import pendulum
 import pytest
 
 from airflow_provider_cftunnel.triggers.tunnel import CloudflareTunnelConnectorTrigger, RequestBudget
-from tests.conftest import ACCOUNT_ID, CONNECTOR_ID, TUNNEL_ID
+from tests.support.ids import ACCOUNT_ID, CONNECTOR_ID, TUNNEL_ID
 
 TRIGGER_PATH = "airflow_provider_cftunnel.triggers.tunnel.CloudflareTunnelConnectorTrigger"
 
 
+RULE_KEYS = ("min_connections", "connector_id", "started_after", "min_colos", "stable_for")
+
+
 def make_trigger(**overrides) -> CloudflareTunnelConnectorTrigger:
+    """A trigger; the rule's keys among ``overrides`` go into its ``rule``, as the sensor writes it."""
     kwargs = {
         "tunnel_id": TUNNEL_ID,
         "account_id": ACCOUNT_ID,
@@ -22,6 +26,7 @@ def make_trigger(**overrides) -> CloudflareTunnelConnectorTrigger:
         "poll_interval": 0.2,
     }
     kwargs.update(overrides)
+    kwargs["rule"] = {key: kwargs.pop(key) for key in RULE_KEYS if key in kwargs}
     return CloudflareTunnelConnectorTrigger(**kwargs)
 
 
@@ -32,15 +37,34 @@ class TestSerialize:
             {
                 "tunnel_id": TUNNEL_ID,
                 "account_id": ACCOUNT_ID,
-                "connector_id": CONNECTOR_ID,
-                "min_connections": 2,
+                "rule": {"connector_id": CONNECTOR_ID, "min_connections": 2},
+                "ready_url": None,
                 "cloudflare_conn_id": "cloudflare_default",
                 "poll_interval": 0.2,
-                "min_colos": 1,
-                "started_after": None,
                 "hook_params": {},
+                "timeout_at": None,
+                "last_reason": None,
             },
         )
+
+    def test_kwargs_of_an_earlier_version_still_load(self):
+        legacy = CloudflareTunnelConnectorTrigger(
+            tunnel_id=TUNNEL_ID,
+            account_id=ACCOUNT_ID,
+            connector_id=None,
+            min_connections=3,
+            min_colos=2,
+            started_after="2026-12-01T10:00:00+00:00",
+            cloudflare_conn_id="cloudflare_default",
+            poll_interval=5.0,
+            hook_params={},
+        )
+        assert legacy.serialize()[1]["rule"] == {
+            "connector_id": None,
+            "min_connections": 3,
+            "min_colos": 2,
+            "started_after": "2026-12-01T10:00:00+00:00",
+        }
 
     def test_round_trip_through_airflow_serde(self):
         try:
@@ -58,7 +82,8 @@ class TestSerialize:
         _, kwargs = make_trigger(hook_params={"timeout": [3.0, 9.0], "max_retries": 2}).serialize()
         assert kwargs["hook_params"] == {"timeout": [3.0, 9.0], "max_retries": 2}
         plain = (str, int, float, bool)
-        assert all(v is None or type(v) in plain for k, v in kwargs.items() if k != "hook_params")
+        assert all(v is None or type(v) in plain for k, v in kwargs.items() if k not in ("hook_params", "rule"))
+        assert all(v is None or type(v) in plain for v in kwargs["rule"].values())
         assert all(type(v) in (*plain, list) for v in kwargs["hook_params"].values())
 
 
@@ -271,34 +296,6 @@ class TestSharedPolling:
         assert sim.rate_limited_count == 0
 
 
-class TestWaitingLog:
-    def test_names_the_connector_it_waits_for(self):
-        from airflow_provider_cftunnel.models import TunnelConnector
-
-        live = {"is_pending_reconnect": False, "colo_name": "DFW"}
-        others = [TunnelConnector.from_dict({"id": "other", "conns": [live] * 4})]
-        trigger = make_trigger(connector_id=CONNECTOR_ID, min_connections=2)
-        assert trigger._describe_wait(others) == f"not ready: connector {CONNECTOR_ID} not registered yet"
-        mine = TunnelConnector.from_dict({"id": CONNECTOR_ID, "conns": [live], "run_at": "2026-12-01T10:00:00Z"})
-        assert trigger._describe_wait([*others, mine]) == (
-            f"not ready: connector {CONNECTOR_ID} (started 2026-12-01T10:00:00+00:00): 1 live, 0 pending (DFW); "
-            "waiting for a connector with 2 live connection(s)"
-        )
-
-    def test_whole_tunnel(self):
-        from airflow_provider_cftunnel.models import TunnelConnector
-
-        trigger = make_trigger(connector_id=None, min_connections=3, min_colos=2)
-        assert trigger._describe_wait([]) == "not ready: no connector registered"
-        many = [TunnelConnector.from_dict({"id": f"c{i}", "conns": []}) for i in range(7)]
-        assert trigger._describe_wait(many, pendulum.datetime(2026, 12, 1, 10)) == (
-            "not ready: connector c0: 0 live, 0 pending; connector c1: 0 live, 0 pending; "
-            "connector c2: 0 live, 0 pending; connector c3: 0 live, 0 pending; connector c4: 0 live, 0 pending; "
-            "and 2 more; waiting for a connector with 3 live connection(s) in 2 data centres, "
-            "started at or after 2026-12-01T10:00:00+00:00"
-        )
-
-
 class TestRollingRestartAndTypedErrors:
     async def test_the_old_connector_does_not_fire_the_new_one_does(self, sim):
         old = sim.set_connector(live=4)
@@ -328,7 +325,7 @@ class TestRollingRestartAndTypedErrors:
         assert isinstance(error_from_event(event.payload), CloudflareAuthError)
 
     async def test_hook_params_are_used_by_the_poller(self, sim):
-        from airflow_provider_cftunnel.triggers.tunnel import _async_hook
+        from airflow_provider_cftunnel.hooks import hook_for_triggerer as _async_hook
 
         hook = await _async_hook("cloudflare_default", {"timeout": [2, 3], "max_retry_after": 7})
         assert (hook.timeout, hook.max_retries, hook.max_retry_after) == ((2.0, 3.0), 0, 7.0)

@@ -1,9 +1,11 @@
-"""Helpers for tests that run real Airflow processes on this machine (``tests/integration``, ``tests/cluster``).
+"""Process groups for tests and scripts that run servers on this machine (Airflow, PostgreSQL, Redis...).
 
 * :class:`ProcessGroup`: one command started in a session (process group) of its own, its descendants
   tracked, and stopped for sure: the orderly signal first, then SIGTERM, then SIGKILL to the group and to
   every descendant (task runners lead process groups of their own, so ``killpg`` alone misses them). A
   machine dying is :meth:`ProcessGroup.kill`.
+* :func:`stop_popen_group`: the same orderly stop for a ``subprocess.Popen`` started with
+  ``start_new_session=True`` (e.g. one whose output the caller reads through a pipe).
 * :class:`Api`: a few reads of Airflow's REST API.
 * :func:`free_port`, :func:`json_rows` (the JSON in a CLI command's output, whatever log lines surround it),
   :func:`tail` (the end of a log file, for failure messages), :func:`describe_process`.
@@ -25,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Api", "ProcessGroup", "describe_process", "free_port", "json_rows", "tail"]
+__all__ = ["Api", "ProcessGroup", "describe_process", "free_port", "json_rows", "stop_popen_group", "tail"]
 
 
 def free_port() -> int:
@@ -33,39 +35,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def loopback_airflow_env(api_port: int, **overrides: str) -> dict[str, str]:
-    """
-    The environment every Airflow component of a test deployment shares: loopback only, free log-server ports,
-    the execution API on ``api_port``, no examples, the venv's ``bin`` first on ``PATH``.
-
-    :param api_port: The api-server's port.
-    :param overrides: More variables, or other values (e.g. ``AIRFLOW__CORE__EXECUTOR="CeleryExecutor"``).
-    """
-    import sys
-
-    return {
-        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",  # lets the caller read the REST API
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(api_port),
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-        # Task runners start by the dozen on 2 shared cores and the API server then answers slowly. With the 5 s
-        # default a worker times out on PATCH .../run and retries it; the first call, finishing after the task
-        # deferred, sets it back to running, and the scheduler then fails it (Airflow 3.3.2, seen here).
-        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
-        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-        "NO_PROXY": "127.0.0.1,localhost",
-        "no_proxy": "127.0.0.1,localhost",
-        **overrides,
-    }
 
 
 def json_rows(output: str, key: str) -> list[dict[str, Any]]:
@@ -288,6 +257,29 @@ class ProcessGroup:
     def tail(self, chars: int = 2500) -> str:
         """The end of the group's output."""
         return tail(self.log_path, chars)
+
+
+def stop_popen_group(process: subprocess.Popen[Any] | None, grace: float = 10.0) -> str:
+    """
+    Stop a process that leads its own process group: SIGTERM to the group, then SIGKILL after ``grace`` s.
+
+    :param process: A process started with ``start_new_session=True`` (``None``: nothing to do).
+    :param grace: Seconds the group has to exit after SIGTERM.
+    :returns: How it ended: ``exited`` (before any signal), ``SIGTERM`` or ``SIGKILL``.
+    """
+    if process is None or process.poll() is not None:
+        return "exited"
+    stage = "SIGTERM"
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        stage = "SIGKILL"
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10.0)
+    return stage
 
 
 class Api:
