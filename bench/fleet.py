@@ -1072,6 +1072,7 @@ def pool_section(pool_runs: list[dict[str, Any]]) -> list[str]:
         return []
     first = pool_runs[0]
     requests, period = first["pool"]
+    stripped = any(not r["headers"] for r in pool_runs)
     lines = [
         "### Several triggerers sharing one pool",
         "",
@@ -1082,7 +1083,7 @@ def pool_section(pool_runs: list[dict[str, Any]]) -> list[str]:
         f"{first['dashboard_rate']:g} requests/s share the simulator's pool of {requests} requests per "
         f"{period:g} s, for {first['seconds']:g} s, under each window the pool may have: fixed, sliding with `t` "
         "until more quota (draft-ietf-httpapi-ratelimit-headers-10), sliding with `t` until the whole window "
-        "clears; with the `Ratelimit` headers on (and stripped, as by a proxy).",
+        "clears; with the `Ratelimit` headers on" + (", and stripped (as by a proxy)." if stripped else "."),
         "",
         f"Reproduce: `.venv/bin/python bench/fleet.py --pool-only --pool-seconds {first['seconds']:g}`",
         "",
@@ -1104,9 +1105,13 @@ def pool_section(pool_runs: list[dict[str, Any]]) -> list[str]:
         "With the headers every process paces on the server's remaining count: it spends only what the latest answer "
         "shows above a reserve of 10 % of the quota, shares it with the consumers it infers from how fast the count "
         "falls, and at the reserve sends one probe at a time, never assuming that `t` brings the whole quota back. "
-        "Together they slow down as the pool drains and never lock the user out, whatever the window. Without "
-        "the headers each process only has its own budget, which assumes it owns the pool: they cross the limit, "
-        "and each lockout hits the dashboard as well.",
+        "Together they slow down as the pool drains and never lock the user out, whatever the window."
+        + (
+            " Without the headers each process only has its own budget, which assumes it owns the pool: they cross "
+            "the limit, and each lockout hits the dashboard as well."
+            if stripped
+            else ""
+        ),
         "",
     ]
     return lines
