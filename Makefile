@@ -21,10 +21,11 @@ CLUSTER_STAMP := $(VENV)/.installed-cluster
 # Stoplight Prism (npm) serves Cloudflare's schema for tests/contract/test_hook_against_prism.py
 PRISM_STAMP := .ci/node_modules/.package-lock.json
 
-.PHONY: help install prism services lint test pytest demo bench clean
+.PHONY: help install prism services lint test pytest demo ui bench clean
 
 help:
 	@echo "make demo   deploy gate, fleet health check and health-change watcher against the local Cloudflare simulator"
+	@echo "make ui     Airflow's UI on 127.0.0.1 with the example DAGs and the simulator (Ctrl-C stops it all)"
 	@echo "make test   lint (ruff, mypy) and run every test (installs PostgreSQL and Redis for the cluster test if absent)"
 	@echo "make bench  benchmarks; regenerates docs/benchmarks.md"
 	@echo "make cluster  the provider on PostgreSQL + Celery + 2 triggerers (one killed), step by step"
@@ -67,6 +68,9 @@ pytest: install prism
 
 demo: install
 	$(BIN)/python scripts/demo.py
+
+ui: install
+	$(BIN)/python scripts/ui.py $(UI_ARGS)
 
 $(BENCH_STAMP): $(STAMP)
 	$(EDITABLE) $(BIN)/python -m pip install -q -e '.[test,bench]' "apache-airflow==$(AIRFLOW_VERSION)" $(PIP_QUIET)

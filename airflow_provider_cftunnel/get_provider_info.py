@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+#: An account id: 32 hex characters (or nothing: the connection then has no default account).
+ACCOUNT_ID_PATTERN = "^([0-9a-fA-F]{32})?$"
+
 CONNECTION_UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden-fields": ["schema", "port"],
     "relabeling": {
@@ -26,7 +29,8 @@ CONNECTION_FIELDS: dict[str, Any] = {
     "account_id": {
         "label": "Account ID",
         "description": "Default Cloudflare account id: 32 hex characters, from the dashboard URL.",
-        "schema": {"type": ["string", "null"], "pattern": "^([0-9a-fA-F]{32})?$"},
+        # 3.3's form honours minLength/maxLength (an input of exactly 32 characters); the pattern documents the rest
+        "schema": {"type": ["string", "null"], "minLength": 32, "maxLength": 32, "pattern": ACCOUNT_ID_PATTERN},
     },
     "rate_limit_requests": {
         "label": "Rate limit: requests",

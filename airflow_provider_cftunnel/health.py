@@ -33,6 +33,7 @@ __all__ = [
     "MAX_IDS_FETCHED_ONE_BY_ONE",
     "check_tunnel_health",
     "describe_unhealthy",
+    "describe_unhealthy_lines",
     "health_report",
     "parse_tunnel_ids",
 ]
@@ -256,3 +257,33 @@ def describe_unhealthy(verdicts: Iterable[TunnelHealth], limit: int = MAX_NAMED_
     named = "; ".join(f"{v.label}: {', '.join(v.reasons)}" for v in bad[:limit])
     more = f"; and {len(bad) - limit} more" if len(bad) > limit else ""
     return f"{len(bad)} of {len(verdicts)} tunnel(s) unhealthy: {named}{more}"
+
+
+def describe_unhealthy_lines(verdicts: Iterable[TunnelHealth], limit: int = MAX_NAMED_IN_MESSAGE) -> list[str]:
+    """
+    Describe the unhealthy tunnels as a table, one line per tunnel (a log line each, which a log view never cuts).
+
+    For example::
+
+        NAME        ID                                    STATUS  LIVE  WHY
+        prod-web-2  c1744f8b-faa1-48a4-9e5c-02ac921467fa  down    -     status is down (needs healthy)
+
+    At most ``limit`` rows, then ``... and N more``; no line at all when every tunnel is healthy.
+
+    :param verdicts: The verdicts of one check.
+    :param limit: How many unhealthy tunnels to list; the rest are counted.
+    """
+    bad = [v for v in verdicts if not v.healthy]
+    if not bad:
+        return []
+    rows = [("NAME", "ID", "STATUS", "LIVE", "WHY")]
+    for v in bad[:limit]:
+        live = "-" if v.live_connections is None else str(v.live_connections)
+        rows.append((v.name or "(unknown)", v.id, v.status or "-", live, "; ".join(v.reasons)))
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    lines = [
+        "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[4]]) for row in rows
+    ]
+    if len(bad) > limit:
+        lines.append(f"... and {len(bad) - limit} more unhealthy tunnel(s) (all of them in the report's XCom)")
+    return lines

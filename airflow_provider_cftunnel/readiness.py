@@ -378,7 +378,7 @@ def evaluate(
     ready: ReadyAnswer | None = None,
 ) -> GateVerdict:
     """
-    Decide one poll: does the gate open?
+    Decide one poll: whether the gate opens.
 
     With ``ready`` (cloudflared's ``/ready`` answer), only the connector it names may open the gate, and only
     once the API shows that connector meeting the rule: both views must agree. Then the rule must have held

@@ -1,32 +1,41 @@
 """
-React to Cloudflare Tunnel health the moment it changes (Airflow 3.0+): an asset watched by the tunnel health
-trigger, and a DAG that runs on each change.
+### React to Cloudflare Tunnel health the moment it changes (Airflow 3.0+)
 
-A scheduled check (``example_cftunnel_health_check``) learns of an outage up to one schedule interval late and
-runs even when nothing happened. Here the triggerer polls the selected tunnels every
-``CFTUNNEL_HEALTH_POLL_INTERVAL`` seconds (default 60; one tunnel list request per 1,000 tunnels) and turns each
-CHANGE of a tunnel's health into an asset event: ``example_cftunnel_on_health_change`` runs once when a tunnel
-goes down and once when it recovers, and never while nothing changes. The first poll is the baseline and fires
-nothing. On Airflow 3.3+ the last seen health is kept in the asset's state store, so a triggerer restart neither
-repeats nor misses a change.
+An asset watched by the tunnel health trigger, and a DAG that runs on each **change** of a tunnel's health. A
+scheduled check (`example_cftunnel_health_check`) learns of an outage up to one schedule interval late and runs
+even when nothing happened. Here the triggerer polls the selected tunnels every `CFTUNNEL_HEALTH_POLL_INTERVAL`
+seconds (default 60; one tunnel list request per 1,000 tunnels) and turns each change of a tunnel's health into
+an asset event: this DAG runs once when a tunnel goes down and once when it recovers, and never while nothing
+changes. The first poll is the baseline and fires nothing (the triggerer's log says what it watches and the
+baseline). On Airflow 3.3+ the last seen health is kept in the asset's state store, so a triggerer restart
+neither repeats nor misses a change. **The watcher runs only while this DAG is unpaused.**
 
-The task reads each event's payload (``event.extra["payload"]``: ``tunnel_id``, ``tunnel_name``, ``status``,
-``previous_status``, ``healthy``, ``previous_healthy``, ``reasons``...) and prints one line per change, e.g.
-``FAILOVER: tunnel prod-web-0002 (id) went healthy -> down (status is down (needs healthy))``: the stand-in for
-a failover or a page. The watcher is registered while the DAG is unpaused.
+`react_to_health_change` logs one line per change, e.g.
+`FAILOVER: tunnel prod-web-2 (id) went healthy -> down (status is down (needs healthy))`: the stand-in for a
+failover or a page. It reads each event's payload (`event.extra["payload"]`: `tunnel_id`, `tunnel_name`,
+`status`, `previous_status`, `healthy`, `previous_healthy`, `reasons`...).
 
-The selection comes from the environment of the DAG processor: ``CFTUNNEL_TUNNEL_IDS`` (UUIDs separated by commas;
-or ``CFTUNNEL_TUNNEL_ID``) or ``CFTUNNEL_NAME_PREFIX`` (e.g. ``prod-web-``; ignored when ids are set); neither
-watches every tunnel of the account. ``CFTUNNEL_ACCOUNT_ID`` unset means the connection's ``extra.account_id``.
+**What it watches** is read from the environment of the DAG processor, with the same precedence as the
+health check's defaults, so both look at the same tunnels:
+
+| variable | meaning |
+|---|---|
+| `CFTUNNEL_TUNNEL_IDS` | tunnel UUIDs separated by commas: watch exactly these |
+| `CFTUNNEL_NAME_PREFIX` | e.g. `prod-web-`: every tunnel whose name starts with it |
+| `CFTUNNEL_TUNNEL_ID` | one tunnel UUID, used when neither of the above is set |
+| none of them | every tunnel of the account |
+| `CFTUNNEL_ACCOUNT_ID` | the account; unset means the connection's `extra.account_id` |
+| `CFTUNNEL_HEALTH_POLL_INTERVAL` | seconds between polls (default 60) |
+
 Parsing this file needs no connection and makes no request (the trigger only keeps its arguments until the
-triggerer runs it); a malformed tunnel id fails the parse, so it shows as an import error.
-
-Airflow 2.11 has no asset watchers: there this file defines no DAG (it imports cleanly and is skipped); use the
-scheduled ``example_cftunnel_health_check`` instead.
+triggerer runs it); a malformed tunnel id fails the parse, so it shows as an import error. Airflow 2.11 has no
+asset watchers: there this file defines no DAG (it imports cleanly and is skipped); use the scheduled
+`example_cftunnel_health_check` instead.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import datetime
 
@@ -37,23 +46,31 @@ try:  # Airflow 3.0+
 except ImportError:  # Airflow 2.x: no asset watchers, so no DAG in this file
     AssetWatcher = None
 
+#: What the task says lands in the task log (``print`` would end in the collapsed "Post Execute" group).
+log = logging.getLogger("airflow.task")
+
 DAG_ID = "example_cftunnel_on_health_change"
 #: The asset whose events are the health changes.
 ASSET_NAME = "cftunnel_tunnel_health"
 
 
-def _selection() -> dict[str, object]:
+def selection_from_env() -> dict[str, object]:
     """
-    The trigger's selection from the environment: tunnel ids (they win when a prefix is set too), or a name
-    prefix, or neither (every tunnel). A malformed id fails the parse, so it shows as an import error.
+    Choose the tunnels to watch from the environment, first match wins.
+
+    ``CFTUNNEL_TUNNEL_IDS``, else ``CFTUNNEL_NAME_PREFIX``, else ``CFTUNNEL_TUNNEL_ID``, else every tunnel (the
+    health check's precedence, so both look at the same tunnels). A malformed id fails the parse, so it shows
+    as an import error.
     """
     from airflow_provider_cftunnel.health import parse_tunnel_ids
 
-    ids = (os.environ.get("CFTUNNEL_TUNNEL_IDS") or os.environ.get("CFTUNNEL_TUNNEL_ID") or "").strip()
-    tunnel_ids = parse_tunnel_ids(ids) if ids else None
+    ids = (os.environ.get("CFTUNNEL_TUNNEL_IDS") or "").strip()
+    prefix = os.environ.get("CFTUNNEL_NAME_PREFIX") or None
+    if not ids and not prefix:
+        ids = (os.environ.get("CFTUNNEL_TUNNEL_ID") or "").strip()
     return {
-        "tunnel_ids": tunnel_ids,
-        "name_prefix": None if tunnel_ids else os.environ.get("CFTUNNEL_NAME_PREFIX") or None,
+        "tunnel_ids": parse_tunnel_ids(ids) if ids else None,
+        "name_prefix": None if ids else prefix,
         "account_id": os.environ.get("CFTUNNEL_ACCOUNT_ID") or None,
     }
 
@@ -95,7 +112,7 @@ if AssetWatcher is not None:
             AssetWatcher(
                 name="cftunnel_health_watcher",
                 trigger=CloudflareTunnelHealthTrigger(
-                    **_selection(),
+                    **selection_from_env(),
                     # "degraded" serves traffic with a failed connection: count it as a change by leaving it out
                     allowed_statuses=["healthy"],
                     poll_interval=float(os.environ.get("CFTUNNEL_HEALTH_POLL_INTERVAL", "60")),
@@ -107,6 +124,7 @@ if AssetWatcher is not None:
     with DAG(
         dag_id=DAG_ID,
         description="Runs on each change of a Cloudflare Tunnel's health: fail over when down, all clear when healthy",
+        doc_md=__doc__,
         schedule=[tunnel_health],
         start_date=datetime(2026, 1, 1),
         catchup=False,
@@ -122,7 +140,7 @@ if AssetWatcher is not None:
                     payload = (event.extra or {}).get("payload")
                     if isinstance(payload, dict):
                         line = describe_change(payload)
-                        print(line)
+                        log.info("%s", line)
                         lines.append(line)
             return lines
 

@@ -165,7 +165,8 @@ def printed_lines(home: Path, run_id: str) -> list[str]:
                 entry = json.loads(raw)
             except ValueError:
                 continue
-            if isinstance(entry, dict) and entry.get("logger") == "task.stdout":
+            # the example logs to the task logger ("airflow.task"); "task.stdout" is what print would give
+            if isinstance(entry, dict) and entry.get("logger") in ("airflow.task", "task.stdout"):
                 lines.append(str(entry.get("event")))
     return lines
 
@@ -287,7 +288,6 @@ def main() -> int:
         cli.extra_env.update(
             {
                 "CFTUNNEL_TUNNEL_ID": str(sim.tunnel_id),
-                "CFTUNNEL_CONNECTOR_ID": str(sim.connector_id),
                 "CFTUNNEL_POKE_INTERVAL": "3",
             }
         )
@@ -296,7 +296,7 @@ def main() -> int:
         print(f"    deploy gate: {'OPENED, deploy done' if gate_ok else 'FAILED'}", flush=True)
 
         say(f"airflow dags test example_cftunnel_health_check  (CFTUNNEL_NAME_PREFIX={FLEET_PREFIX})")
-        for name in ("CFTUNNEL_TUNNEL_ID", "CFTUNNEL_CONNECTOR_ID", "CFTUNNEL_POKE_INTERVAL"):
+        for name in ("CFTUNNEL_TUNNEL_ID", "CFTUNNEL_POKE_INTERVAL"):
             cli.extra_env.pop(name)
         cli.extra_env["CFTUNNEL_NAME_PREFIX"] = FLEET_PREFIX
         _, health_output = run_dag(cli, "example_cftunnel_health_check", "health_check.log", SHOW_HEALTH)

@@ -205,7 +205,6 @@ def inside(dags: Path, version: str, source: Path) -> None:
         env = {
             **sim.airflow_env(),
             "CFTUNNEL_TUNNEL_ID": str(sim.tunnel_id),
-            "CFTUNNEL_CONNECTOR_ID": str(sim.connector_id),
         }
         result = AirflowCLI(home, dags, env).dags_test(EXAMPLE_DAG, timeout=600)
         if result.returncode != 0:

@@ -11,10 +11,11 @@ from airflow_provider_cftunnel.exceptions import CloudflareAuthError, Cloudflare
 from airflow_provider_cftunnel.health import (
     check_tunnel_health,
     describe_unhealthy,
+    describe_unhealthy_lines,
     health_report,
     parse_tunnel_ids,
 )
-from airflow_provider_cftunnel.rules import HealthRule
+from airflow_provider_cftunnel.rules import HealthRule, TunnelHealth
 from tests.support.fakes import fast_hook
 
 UNKNOWN_ID = "00000000-0000-4000-8000-0000000000aa"
@@ -185,6 +186,34 @@ def test_describe_unhealthy_names_each_and_shortens_past_the_limit():
     assert text.endswith("; and 5 more")
     assert describe_unhealthy([]) == "all 0 tunnel(s) healthy"
     assert rule.allowed_statuses == ("healthy",)
+
+
+def test_describe_unhealthy_lines_is_a_table_one_tunnel_per_line():
+    down = TunnelHealth(
+        "c1744f8b-faa1-48a4-9e5c-02ac921467fa", "prod-web-2", "down", False, ("status is down (needs healthy)",)
+    )
+    thin = TunnelHealth(
+        "c1744f8b-faa1-48a4-9e5c-02ac921467fb",
+        "prod-web-long-name-3",
+        "healthy",
+        False,
+        ("1 live connection(s) (needs 2)", "1 data centre(s) (needs 2)"),
+        live_connections=1,
+    )
+    fine = TunnelHealth("c1744f8b-faa1-48a4-9e5c-02ac921467fc", "prod-web-1", "healthy", True)
+    lines = describe_unhealthy_lines([down, fine, thin, HealthRule.unknown(UNKNOWN_ID)])
+    assert lines == [
+        "NAME                  ID                                    STATUS   LIVE  WHY",
+        "prod-web-2            c1744f8b-faa1-48a4-9e5c-02ac921467fa  down     -     status is down (needs healthy)",
+        "prod-web-long-name-3  c1744f8b-faa1-48a4-9e5c-02ac921467fb  healthy  1     "
+        "1 live connection(s) (needs 2); 1 data centre(s) (needs 2)",
+        f"(unknown)             {UNKNOWN_ID}  -        -     "
+        "not found: Cloudflare does not know this tunnel id in this account (deleted, or a typo)",
+    ]
+    assert describe_unhealthy_lines([fine]) == []
+    many = describe_unhealthy_lines([HealthRule.unknown(f"00000000-0000-4000-8000-{i:012d}") for i in range(5)], 2)
+    assert len(many) == 4
+    assert many[-1] == "... and 3 more unhealthy tunnel(s) (all of them in the report's XCom)"
 
 
 def test_a_costly_strict_check_warns(ready_sim, caplog):

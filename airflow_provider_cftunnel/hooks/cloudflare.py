@@ -48,6 +48,14 @@ RETRY_STATUSES = frozenset([429, *range(500, 600)])
 
 _MAX_PAGES = 1000
 
+#: ``test_connection`` answers a person waiting at a form or a terminal: within about 10 s even when the host is
+#: unreachable or silent. Its (connect, read) timeouts, retries, backoff and longest wait (rate limit, Retry-After)
+#: are at most these; a hook asking for less keeps its own. Tasks keep the hook's full settings.
+TEST_CONNECTION_TIMEOUT = (2.0, 3.0)
+TEST_CONNECTION_MAX_RETRIES = 1
+TEST_CONNECTION_BACKOFF_FACTOR = 0.25
+TEST_CONNECTION_MAX_WAIT = 5.0
+
 
 class CloudflareRetry(Retry):
     """
@@ -172,15 +180,26 @@ class CloudflareHook(BaseHook):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """The extra fields of the connection form, for Airflow 2.11 to 3.1."""
+        """Return the extra fields of the connection form, for Airflow 2.11 to 3.1 (2.11's form runs the validators)."""
         from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
         from flask_babel import lazy_gettext
         from wtforms import StringField
+        from wtforms.validators import Optional, Regexp
+
+        from airflow_provider_cftunnel.get_provider_info import ACCOUNT_ID_PATTERN
 
         return {
             "account_id": StringField(
                 lazy_gettext("Account ID"),
                 widget=BS3TextFieldWidget(),
+                validators=[
+                    Optional(),
+                    Regexp(
+                        ACCOUNT_ID_PATTERN,
+                        message="An account id is 32 hex characters (0-9, a-f), from the dashboard URL "
+                        "dash.cloudflare.com/<account id>/...; leave it empty to pass account_id in each task.",
+                    ),
+                ],
                 description="Default Cloudflare account id (32 hex characters, from the dashboard URL).",
             ),
         }
@@ -343,8 +362,33 @@ class CloudflareHook(BaseHook):
         tokens fail the user endpoint); with an account id, a one-item tunnel list also proves the token can
         read tunnels. A Global API Key is checked with a cheap authenticated read.
 
+        It never takes long: at most :data:`TEST_CONNECTION_MAX_RETRIES` retry, with the short timeouts of
+        :data:`TEST_CONNECTION_TIMEOUT`, so an unreachable or silent host answers within about 10 s.
+
         :return: ``(ok, message)``; the message names no secret and quotes no response body.
         """
+        try:
+            probe = self._bounded_for_test()
+            return probe._test_connection()
+        except CloudflareAPIError as error:
+            return False, str(error)
+        except Exception as error:  # never let a connection test raise, nor echo anything secret
+            return False, self._redact(f"Connection test failed: {type(error).__name__}: {error}")
+
+    def _bounded_for_test(self) -> CloudflareHook:
+        """Return a hook on the same credentials whose timeouts, retries and waits are within ``TEST_CONNECTION_*``."""
+        connect, read = self.timeout if isinstance(self.timeout, tuple) else (self.timeout, self.timeout)
+        return type(self).from_credentials(
+            self.credentials,
+            self.cloudflare_conn_id,
+            timeout=(min(connect, TEST_CONNECTION_TIMEOUT[0]), min(read, TEST_CONNECTION_TIMEOUT[1])),
+            max_retries=min(self.max_retries, TEST_CONNECTION_MAX_RETRIES),
+            backoff_factor=min(self.backoff_factor, TEST_CONNECTION_BACKOFF_FACTOR),
+            max_retry_after=min(self.max_retry_after, TEST_CONNECTION_MAX_WAIT),
+        )
+
+    def _test_connection(self) -> tuple[bool, str]:
+        """Make :meth:`test_connection`'s requests with this hook's settings; raise what they raise."""
         try:
             credentials = self.credentials
             account_id = self.account() if credentials.account_id else None
@@ -369,10 +413,8 @@ class CloudflareHook(BaseHook):
                 return True, (f"API token is active ({kind} token). Set the Account ID to let tasks omit account_id.")
             self.request(f"/accounts/{account_id}/cfd_tunnel", params={"per_page": "1"})
             return True, f"API token is active ({kind} token) and can read tunnels of account {account_id}."
-        except CloudflareAPIError as error:
-            return False, str(error)
-        except Exception as error:  # never let a connection test raise, nor echo anything secret
-            return False, self._redact(f"Connection test failed: {type(error).__name__}: {error}")
+        finally:
+            self.close()
 
     # -- plumbing --
 

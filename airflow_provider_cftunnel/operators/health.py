@@ -27,8 +27,9 @@ HEALTH_REPORT_XCOM_KEY = "health_report"
 
 class CloudflareTunnelHealthOperator(BaseOperator):
     """
-    Check the health of Cloudflare Tunnels by tunnel, not by connector, so ``cloudflared`` restarts (which give
-    connectors new ids) never fail a healthy tunnel.
+    Check the health of Cloudflare Tunnels by tunnel, not by connector.
+
+    ``cloudflared`` restarts (which give connectors new ids) never fail a healthy tunnel.
 
     A tunnel is healthy when its Cloudflare ``status`` is one of ``allowed_statuses`` and its live connections,
     summed over its connectors, number at least ``min_live_connections`` and reach at least ``min_colos``
@@ -117,9 +118,11 @@ class CloudflareTunnelHealthOperator(BaseOperator):
         return CloudflareHook(self.cloudflare_conn_id, **hook_kwargs(self.hook_params))
 
     def execute(self, context: Context) -> dict[str, Any]:
+        """Check the selected tunnels; return the report and fail the task if any tunnel is unhealthy."""
         from airflow_provider_cftunnel.health import (
             check_tunnel_health,
             describe_unhealthy,
+            describe_unhealthy_lines,
             health_report,
             parse_tunnel_ids,
         )
@@ -140,11 +143,13 @@ class CloudflareTunnelHealthOperator(BaseOperator):
         context["ti"].xcom_push(key=HEALTH_REPORT_XCOM_KEY, value=report)
         summary = describe_unhealthy(verdicts)
         self.log.info(
-            "Cloudflare Tunnel health: %s (%d checked, %d connections request(s))",
-            summary,
+            "Cloudflare Tunnel health: %d of %d tunnel(s) healthy (%d connections request(s))",
+            report["healthy_count"],
             report["checked"],
             report["connections_fetched"],
         )
+        for line in describe_unhealthy_lines(verdicts):  # one log line per tunnel: the UI cuts long lines
+            self.log.warning("%s", line)
         if not report["healthy"] and self.fail_on_unhealthy:
             raise AirflowFailException(f"Cloudflare Tunnel health check failed: {summary}")
         return report

@@ -196,6 +196,7 @@ class CloudflareTunnelConnectorSensor(BaseSensorOperator):
         return verdict
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
+        """Poll once; return the connector when the gate opens (poke and reschedule modes)."""
         import time
 
         rule = self.rule()
@@ -220,6 +221,7 @@ class CloudflareTunnelConnectorSensor(BaseSensorOperator):
         return f"{error} Last check: {self._last_reason}" if self._last_reason else str(error)
 
     def execute(self, context: Context) -> Any:
+        """Wait for the gate: poke or reschedule, or defer to the trigger (``deferrable=True``)."""
         if not self.deferrable:
             try:
                 return super().execute(context)

@@ -231,8 +231,7 @@ class Tunnel:
         self.changed()
 
     def changed(self) -> None:
-        """Recompute what depends on the connectors' timelines or the tunnel's fields (call after changing
-        either)."""
+        """Recompute what depends on the connectors' timelines or the tunnel's fields (call after changing either)."""
         self._event_times = sorted({at for c in self.connectors.values() for at in c.ats})
         self._health_cache = (None, None)
         self._render_cache = (None, None)
@@ -431,8 +430,10 @@ class SimulatorState:
             return str(normalized["id"])
 
     def add_fleet(self, fleet: dict[str, Any], now: float) -> list[str]:
-        """Add a fleet of tunnels (see :func:`~airflow_provider_cftunnel.testing.scenario.fleet_tunnels`) made at
-        ``now``; returns their ids in order.
+        """
+        Add a fleet of tunnels made at ``now`` and return their ids in order.
+
+        See :func:`~airflow_provider_cftunnel.testing.scenario.fleet_tunnels`.
 
         :param fleet: a normalized fleet (its account must exist).
         :param now: seconds since start.
@@ -524,7 +525,7 @@ class SimulatorState:
 
     @staticmethod
     def _last_live_shape(tunnel: Tunnel, at: float) -> list[int]:
-        """The connections of each connector present the last time (up to ``at``) the tunnel had live ones."""
+        """Return the connections of each connector present the last time (up to ``at``) the tunnel had live ones."""
         for moment in reversed([t for t in tunnel._event_times if t <= at]):
             counts = [c.counts(moment) for c in tunnel.connectors.values()]
             if any(live for _, live, _ in counts):
@@ -658,7 +659,7 @@ class SimulatorState:
             tunnel.changed()
 
     def clean_connections(self, tunnel_id: str, client_id: str | None, now: float) -> None:
-        """What ``DELETE .../connections`` does: forget one connector (or all) of the tunnel now.
+        """Do what ``DELETE .../connections`` does: forget one connector (or all) of the tunnel now.
 
         :param tunnel_id: the tunnel.
         :param client_id: the connector to forget; ``None`` for all.

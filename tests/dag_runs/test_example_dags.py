@@ -24,7 +24,6 @@ def cli_for(airflow_home: Path, sim, **env: str) -> AirflowCLI:
     environment = {
         **sim.airflow_env(),
         "CFTUNNEL_TUNNEL_ID": sim.tunnel_id,
-        "CFTUNNEL_CONNECTOR_ID": sim.connector_id,
         "CFTUNNEL_POKE_INTERVAL": "1",
         **env,
     }
@@ -114,6 +113,12 @@ def test_health_check_fails_and_the_alert_names_the_tunnel_that_is_down(airflow_
         "all_healthy": "upstream_failed",
     }
     assert f"1 of 3 tunnel(s) unhealthy: prod-web-2 ({ids[1]}): status is down (needs healthy)" in output
+    assert "Cloudflare Tunnel health: 2 of 3 tunnel(s) healthy" in output
+    # the table: a line of its own per unhealthy tunnel, columns aligned under the header
+    header = re.search(r"NAME +ID +STATUS +LIVE +WHY", result.stdout)
+    row = re.search(rf"prod-web-2 +{ids[1]} +down +- +status is down \(needs healthy\)", result.stdout)
+    assert header is not None, result.stdout[-3000:]
+    assert row is not None, result.stdout[-3000:]
     assert "ALERT: 1 of 3 Cloudflare Tunnel(s) unhealthy" in output
     assert f"- prod-web-2 ({ids[1]}): status is down (needs healthy)" in output
     stored = xcoms(airflow_home, "example_cftunnel_health_check")
