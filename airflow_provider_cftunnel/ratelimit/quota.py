@@ -326,8 +326,8 @@ class ServerQuota:
         if available < 1:
             # at or under the reserve: one probe per max(t, window / reserve), then the answer says more
             since = max(self._last_claim_at, observation.observed_at)
-            if self._pending and self._last_claim_at >= observation.observed_at:
-                since = max(since, now)  # the probe's answer has not come yet: wait for it
+            if self._pending:
+                since = max(since, now)  # a request is in flight (the probe, or one sent before the answer)
             return max(0.0, since + every - now), 0.0
         spread = horizon(max(0.0, self._reset_at - now), observation.window)
         share = self._share()

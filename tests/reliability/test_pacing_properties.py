@@ -50,7 +50,7 @@ class Clock:
         return self.now
 
 
-@settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(STEPS)
 def test_no_answer_sequence_makes_a_process_spend_below_the_reserve_it_last_saw(steps: list[Any]) -> None:
     clock = Clock()
