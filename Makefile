@@ -16,18 +16,21 @@ PIP_QUIET := 2>&1 | { grep -vE '^WARNING: Location .* is ignored' || true; }
 EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 
 BENCH_STAMP := $(VENV)/.installed-bench
+# the `docs` extra (Sphinx, MyST, furo) for `make docs`
+DOCS_STAMP := $(VENV)/.installed-docs
 # the `cluster` extra (Celery provider, PostgreSQL drivers) for tests/cluster and `make cluster`
 CLUSTER_STAMP := $(VENV)/.installed-cluster
 # Stoplight Prism (npm) serves Cloudflare's schema for tests/contract/test_hook_against_prism.py
 PRISM_STAMP := .ci/node_modules/.package-lock.json
 
-.PHONY: help install prism services lint test pytest demo ui bench clean
+.PHONY: help install prism services lint test pytest demo ui bench docs clean
 
 help:
 	@echo "make demo   deploy gate, fleet health check and health-change watcher against the local Cloudflare simulator"
 	@echo "make ui     Airflow's UI on 127.0.0.1 with the example DAGs and the simulator (Ctrl-C stops it all)"
 	@echo "make test   lint (ruff, mypy) and run every test (installs PostgreSQL and Redis for the cluster test if absent)"
 	@echo "make bench  benchmarks; regenerates docs/benchmarks.md"
+	@echo "make docs   the documentation site (Sphinx, warnings are errors) into docs/_build/html"
 	@echo "make cluster  the provider on PostgreSQL + Celery + 2 triggerers (one killed), step by step"
 
 $(STAMP): pyproject.toml
@@ -79,6 +82,16 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py
 
+$(DOCS_STAMP): $(STAMP)
+	@echo "Installing the docs extra (Sphinx, MyST, furo) into $(VENV)"
+	@$(EDITABLE) $(BIN)/python -m pip install -q -e '.[test,docs]' "apache-airflow==$(AIRFLOW_VERSION)" $(AIRFLOW_PINS) $(PIP_QUIET)
+	@touch $(DOCS_STAMP)
+
+# autodoc imports the package, and so Airflow: its home is kept in .airflow, away from ~/airflow
+docs: $(DOCS_STAMP)
+	AIRFLOW_HOME="$(CURDIR)/.airflow" AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING $(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	@echo "Documentation: docs/_build/html/index.html"
+
 .PHONY: install-cluster cluster
 $(CLUSTER_STAMP): $(STAMP)
 	@echo "Installing the cluster extra (Celery provider, psycopg2, asyncpg) into $(VENV)"
@@ -92,4 +105,4 @@ cluster: $(CLUSTER_STAMP)
 	$(BIN)/python scripts/cluster.py $(CLUSTER_ARGS)
 
 clean:
-	rm -rf $(VENV) .airflow .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .airflow .mypy_cache .ruff_cache .pytest_cache docs/_build docs/reference/modules

@@ -15,40 +15,59 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cftunnel.exceptions import CloudflareConfigError, CloudflareNotFoundError
+from airflow_provider_cftunnel.exceptions import (
+    CloudflareAPIError,
+    CloudflareAuthError,
+    CloudflareConfigError,
+    CloudflareNotFoundError,
+)
+from airflow_provider_cftunnel.health_plan import (
+    LIST_PAGE_SIZE,
+    ConnectionsRead,
+    Demand,
+    Reads,
+    check_max_age,
+    connection_reads,
+    plan_reads,
+)
 from airflow_provider_cftunnel.models import Tunnel, show_value, validate_uuid
 from airflow_provider_cftunnel.rules import HealthRule, TunnelHealth
 
 if TYPE_CHECKING:
+    from airflow_provider_cftunnel import models
     from airflow_provider_cftunnel.hooks.cloudflare import CloudflareHook
     from airflow_provider_cftunnel.models import TunnelConnector
 
 __all__ = [
     "LIST_PAGE_SIZE",
-    "MAX_IDS_FETCHED_ONE_BY_ONE",
+    "PollMemory",
+    "Snapshot",
     "check_tunnel_health",
     "describe_unhealthy",
     "describe_unhealthy_lines",
     "health_report",
+    "make_demand",
+    "not_visible",
     "parse_tunnel_ids",
+    "poll_health",
 ]
 
 log = logging.getLogger(__name__)
 
-#: Tunnels per list request: Cloudflare's largest page.
-LIST_PAGE_SIZE = 1000
-#: Up to this many explicit tunnel ids are read one by one (one request each); more are read from the list.
-MAX_IDS_FETCHED_ONE_BY_ONE = 2
 #: Above this many ``connections`` requests in one check, a warning says what it costs.
 MANY_CONNECTIONS_REQUESTS = 100
 #: Unhealthy tunnels named one by one in a failure message; the rest are counted.
 MAX_NAMED_IN_MESSAGE = 20
 _NO_ROUTE_CODES = frozenset({7000, 7003})
+#: Codes of a 403 that refuse the credentials themselves, not one tunnel (a scoped token's refusal is 9109).
+_CREDENTIAL_CODES = frozenset({1000, 6003, 6102, 6103, 6111, 9103, 9106, 10000, 10001})
 
 
 def parse_tunnel_ids(value: Any) -> list[str] | None:
@@ -96,11 +115,13 @@ def check_tunnel_health(
     The verdict on each selected tunnel, fetched at the least cost.
 
     Selection: ``tunnel_ids``, or the tunnels whose name starts with ``name_prefix``, or (neither) every tunnel of
-    the account; deleted tunnels never count (an explicit id of a deleted or unknown tunnel gets an unhealthy
-    verdict with the reason). Cost: the list endpoint (``per_page=1000``, ``is_deleted=false`` and
-    ``include_prefix`` passed to Cloudflare) reads every selected tunnel, one request per 1,000; up to
-    :data:`MAX_IDS_FETCHED_ONE_BY_ONE` explicit ids are read one by one instead. Then the ``connections``
-    endpoint is called only for the tunnels :meth:`HealthRule.needs_connectors` names, ``max_workers`` at a time.
+    the account; deleted tunnels never count. Cost: the list endpoint (``per_page=1000``, ``is_deleted=false``
+    and ``include_prefix`` passed to Cloudflare) reads every selected tunnel, one request per 1,000, unless
+    reading explicit ids one by one costs fewer requests (:func:`~airflow_provider_cftunnel.health_plan.plan_reads`).
+    An explicit id the list does not return is read by id once: a tunnel a scoped token may not read is reported
+    ``not visible to this token (HTTP 403)``, an unknown one ``not visible to this token, or deleted (HTTP 404)``.
+    Then the ``connections`` endpoint is called only for the tunnels :meth:`HealthRule.needs_connectors` names,
+    ``max_workers`` at a time.
 
     :param hook: The hook to call Cloudflare with (its retries apply to every request).
     :param account_id: The account; defaults to the connection's ``extra.account_id``.
@@ -109,90 +130,264 @@ def check_tunnel_health(
     :param rule: The health rule (default: status ``healthy``, 1 live connection, 1 data centre).
     :param max_workers: Concurrent ``connections`` requests at most.
     :param before_request: Called (in the calling thread, or a worker thread) before each request, e.g. to wait
-        for a request budget; once before the tunnel list, whatever its page count.
+        for a request budget; once before each tunnel list, whatever its page count.
     :return: One verdict per selected tunnel: explicit ids in the order given, else in Cloudflare's order.
     :raises CloudflareAPIError: On bad credentials, a wrong account, a malformed id, or errors that outlived the
         hook's retries: they say nothing about the fleet's health.
     """
-    rule = rule or HealthRule()
+    demand = make_demand(tunnel_ids, name_prefix, rule or HealthRule())
+    account = hook.account(account_id)
+    snapshot = poll_health(hook, account, [demand], max_workers=max_workers, before_request=before_request)
+    verdicts = snapshot.verdicts(demand)
+    if verdicts is None:  # pragma: no cover - a poll for one demand always covers it
+        raise CloudflareAPIError("The health poll did not cover its own selection", transient=False)
+    return verdicts
+
+
+def make_demand(
+    tunnel_ids: Any, name_prefix: str | None, rule: HealthRule, connections_max_age: float | None = None
+) -> Demand:
+    """
+    A :class:`~airflow_provider_cftunnel.health_plan.Demand` from a task's or a watcher's arguments.
+
+    :param tunnel_ids: As :func:`parse_tunnel_ids` reads them, or ``None``.
+    :param name_prefix: A name prefix, or ``None``.
+    :param rule: The health rule.
+    :param connections_max_age: See :class:`~airflow_provider_cftunnel.health_plan.Demand`.
+    :raises CloudflareConfigError: On malformed ids, or ids and a prefix together.
+    """
     ids = parse_tunnel_ids(tunnel_ids)
     if ids is not None and name_prefix:
         raise CloudflareConfigError("Give tunnel_ids or name_prefix, not both.")
-    account = hook.account(account_id)
+    return Demand(
+        tunnel_ids=None if ids is None else tuple(ids),
+        name_prefix=name_prefix or None,
+        rule=rule,
+        connections_max_age=check_max_age(connections_max_age),
+    )
+
+
+@dataclass
+class PollMemory:
+    """
+    What a poller keeps from one poll to the next: the counts that price the next plan, each known tunnel's
+    name, and each tunnel's last ``connections`` read (reused within its bound, see
+    :func:`~airflow_provider_cftunnel.health_plan.connection_reads`).
+    """
+
+    account_size: int | None = None
+    prefix_sizes: dict[str, int] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+    reads: dict[str, ConnectionsRead] = field(default_factory=dict)
+    connectors: dict[str, list[TunnelConnector] | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """
+    One poll's answer for every demand it was made for: the tunnels read, the ids no read could see, and the
+    connectors read (or reused) for the tunnels some rule needed them for.
+
+    :param account_id: The account polled.
+    :param observed_at: When the poll was made (ISO 8601).
+    :param reads: What was read.
+    :param tunnels: Every tunnel read, by lower-case id.
+    :param listed: The ids the lists returned (not deleted), in Cloudflare's order.
+    :param hidden: Explicit ids no read returned, with the HTTP status of their own read (403 or 404).
+    :param connectors: Connectors by tunnel id (``None``: the tunnel vanished between two requests).
+    :param connections_read: ``connections`` requests made by this poll (the rest were reused).
+    """
+
+    account_id: str
+    observed_at: str
+    reads: Reads
+    tunnels: Mapping[str, models.Tunnel]  # qualified: the docs' cross-reference must find one Tunnel
+    listed: tuple[str, ...]
+    hidden: Mapping[str, int]
+    connectors: Mapping[str, list[TunnelConnector] | None]
+    connections_read: int = 0
+
+    def covers(self, demand: Demand) -> bool:
+        """Whether this poll read everything ``demand`` selects (a watcher that joined late waits for one)."""
+        if demand.tunnel_ids is not None:
+            return all(i in self.tunnels or i in self.hidden for i in demand.tunnel_ids)
+        if self.reads.whole_account:
+            return True
+        return demand.name_prefix is not None and any(demand.name_prefix.startswith(p) for p in self.reads.prefixes)
+
+    def selected(self, demand: Demand) -> list[str]:
+        """The ids ``demand`` selects in this poll (explicit ids as given; else listed, in Cloudflare's order)."""
+        if demand.tunnel_ids is not None:
+            return list(demand.tunnel_ids)
+        prefix = demand.name_prefix or ""
+        return [i for i in self.listed if (self.tunnels[i].name or "").startswith(prefix)]
+
+    def verdicts(self, demand: Demand) -> list[TunnelHealth] | None:
+        """
+        The verdict on each tunnel ``demand`` selects, by its own rule; ``None`` when this poll does not cover it.
+
+        :param demand: One check's or watcher's selection and rule.
+        """
+        if not self.covers(demand):
+            return None
+        rule = demand.rule
+        verdicts = []
+        for tunnel_id in self.selected(demand):
+            if tunnel_id in self.hidden:
+                verdicts.append(not_visible(tunnel_id, self.hidden[tunnel_id]))
+                continue
+            tunnel = self.tunnels[tunnel_id]
+            if tunnel.deleted_at is None and rule.needs_connectors(tunnel):
+                if tunnel_id not in self.connectors:
+                    return None  # read for a rule that joined after this poll was planned
+                connectors = self.connectors[tunnel_id]
+                if connectors is None:  # vanished between the two requests
+                    verdicts.append(HealthRule.unknown(tunnel_id))
+                    continue
+                verdicts.append(rule.evaluate(tunnel, connectors))
+            else:
+                verdicts.append(rule.evaluate(tunnel))
+        return verdicts
+
+
+def not_visible(tunnel_id: str, status: int) -> TunnelHealth:
+    """
+    The verdict on an explicit id that no read returned: unhealthy, saying what the answer allows one to tell.
+    A scoped token's list leaves out the tunnels it may not read, so absence alone never means "deleted".
+
+    :param tunnel_id: The id.
+    :param status: The HTTP status of its own read: 403 (the token may not read it) or 404 (hidden or deleted).
+    """
+    reason = (
+        "not visible to this token (HTTP 403)"
+        if status == 403
+        else f"not visible to this token, or deleted (HTTP {status})"
+    )
+    return TunnelHealth(id=tunnel_id.lower(), name=None, status=None, healthy=False, reasons=(reason,))
+
+
+def poll_health(
+    hook: CloudflareHook,
+    account: str,
+    demands: Sequence[Demand],
+    *,
+    memory: PollMemory | None = None,
+    max_workers: int = 4,
+    before_request: Callable[[], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Snapshot:
+    """
+    Poll once for every demand: the reads :func:`~airflow_provider_cftunnel.health_plan.plan_reads` picks, one
+    read by id of each explicit id they did not return, then the ``connections`` that
+    :func:`~airflow_provider_cftunnel.health_plan.connection_reads` picks, ``max_workers`` at a time.
+
+    :param hook: The hook to call Cloudflare with.
+    :param account: The account id.
+    :param demands: What each check or watcher selects.
+    :param memory: What earlier polls learnt (updated in place); ``None`` for a one-off check.
+    :param max_workers: Concurrent ``connections`` requests at most.
+    :param before_request: Called before each request (e.g. to wait for a request budget).
+    :param clock: The clock of ``connections`` read ages.
+    :raises CloudflareAPIError: As the hook raises them (a 403 or 404 on a read by id is an answer, not an error).
+    """
+    memory = memory if memory is not None else PollMemory()
     wait = before_request or _no_wait
-    tunnels, missing = _select(hook, account, ids, name_prefix or None, wait)
-    need = [tunnel for tunnel in tunnels if rule.needs_connectors(tunnel)]
-    if len(need) > MANY_CONNECTIONS_REQUESTS:
+    reads = plan_reads(demands, account_size=memory.account_size, prefix_sizes=memory.prefix_sizes, names=memory.names)
+    observed_at = datetime.now(UTC).isoformat()
+    tunnels: dict[str, Tunnel] = {}
+    listed: list[str] = []
+    hidden: dict[str, int] = {}
+
+    def keep(found: Iterable[Tunnel], prefix: str | None) -> None:
+        for tunnel in found:
+            # Cloudflare filters already; these checks hold even behind a proxy that drops the query
+            if tunnel.deleted_at is not None or (prefix and not (tunnel.name or "").startswith(prefix)):
+                continue
+            key = (tunnel.id or "").lower()
+            if key and key not in tunnels:
+                tunnels[key] = tunnel
+                listed.append(key)
+
+    if reads.whole_account:
+        wait()
+        keep(hook.list_tunnels(account, is_deleted=False, per_page=LIST_PAGE_SIZE), None)
+        memory.account_size = len(listed)
+    for prefix in reads.prefixes:
+        wait()
+        before = len(listed)
+        keep(hook.list_tunnels(account, is_deleted=False, per_page=LIST_PAGE_SIZE, include_prefix=prefix), prefix)
+        memory.prefix_sizes[prefix] = len(listed) - before
+    wanted = [i for d in demands for i in d.tunnel_ids or ()]
+    for tunnel_id in dict.fromkeys([*reads.ids, *wanted]):
+        if tunnel_id in tunnels or tunnel_id in hidden:
+            continue
+        wait()
+        try:
+            tunnels[tunnel_id] = hook.get_tunnel(tunnel_id, account)
+        except CloudflareNotFoundError as error:
+            if _NO_ROUTE_CODES & set(error.codes):  # a wrong account, not a missing tunnel
+                raise
+            hidden[tunnel_id] = 404
+        except CloudflareAuthError as error:
+            if error.status_code != 403 or _CREDENTIAL_CODES & set(error.codes):
+                raise  # the credentials, not this tunnel
+            hidden[tunnel_id] = 403
+    for tunnel_id, tunnel in tunnels.items():
+        if tunnel.name:
+            memory.names[tunnel_id] = tunnel.name
+
+    need: dict[str, tuple[tuple[str | None, str | None, str | None], float | None]] = {}
+    snapshot = Snapshot(account, observed_at, reads, tunnels, tuple(listed), hidden, {})
+    for demand in demands:
+        if not snapshot.covers(demand):
+            continue
+        for tunnel_id in snapshot.selected(demand):
+            selected = tunnels.get(tunnel_id)
+            if selected is None or selected.deleted_at is not None or not demand.rule.needs_connectors(selected):
+                continue
+            age = demand.connections_max_age or 0.0
+            _, known = need.get(tunnel_id, (None, age))
+            need[tunnel_id] = (_fields(selected), min(age, known or 0.0))
+    now = clock()
+    to_read = connection_reads(need, memory.reads, now)
+    if len(to_read) > MANY_CONNECTIONS_REQUESTS:
         log.warning(
             "This health check reads the connections of %d tunnel(s), one request each: Cloudflare allows 1,200 "
-            "requests per 5 minutes per user. Narrow the selection (name_prefix) or keep min_live_connections "
-            "and min_colos at 1 to check by status alone (one request per 1,000 tunnels).",
-            len(need),
+            "requests per 5 minutes per user. Narrow the selection (name_prefix), keep min_live_connections "
+            "and min_colos at 1 to check by status alone (one request per 1,000 tunnels), or let watchers reuse "
+            "a read (connections_max_age).",
+            len(to_read),
         )
-    connectors: dict[str, list[TunnelConnector] | None] = {}
-    if need:
-        with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(need)))) as pool:
-            for tunnel, fetched in zip(
-                need, pool.map(lambda t: _connectors(hook, account, t, wait), need), strict=True
-            ):
-                connectors[tunnel.id or ""] = fetched
-    verdicts: dict[str, TunnelHealth] = {}
-    for tunnel in tunnels:
-        key = (tunnel.id or "").lower()
-        if tunnel.id in connectors and connectors[tunnel.id] is None:  # vanished between the two requests
-            verdicts[key] = HealthRule.unknown(key)
-        else:
-            verdicts[key] = rule.evaluate(tunnel, connectors.get(tunnel.id or ""))
-    for tunnel_id in missing:
-        verdicts[tunnel_id] = HealthRule.unknown(tunnel_id)
-    if ids is not None:
-        return [verdicts[tunnel_id] for tunnel_id in ids]
-    return list(verdicts.values())
+    if to_read:
+        with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(to_read)))) as pool:
+            fetched = pool.map(lambda i: _connectors(hook, account, i, wait), to_read)
+            for tunnel_id, found in zip(to_read, fetched, strict=True):
+                memory.connectors[tunnel_id] = found
+                memory.reads[tunnel_id] = ConnectionsRead(now, need[tunnel_id][0])
+    for tunnel_id in [i for i in memory.reads if i not in need]:  # no rule needs it now: read afresh next time
+        del memory.reads[tunnel_id]
+        memory.connectors.pop(tunnel_id, None)
+    connectors = {i: memory.connectors[i] for i in need}
+    return Snapshot(account, observed_at, reads, tunnels, tuple(listed), hidden, connectors, len(to_read))
+
+
+def _fields(tunnel: Tunnel) -> tuple[str | None, str | None, str | None]:
+    raw = tunnel.raw
+    active, inactive = raw.get("conns_active_at"), raw.get("conns_inactive_at")
+    return tunnel.status, None if active is None else str(active), None if inactive is None else str(inactive)
 
 
 def _no_wait() -> None:
     return None
 
 
-def _select(
-    hook: CloudflareHook, account: str, ids: list[str] | None, name_prefix: str | None, wait: Callable[[], None]
-) -> tuple[list[Tunnel], list[str]]:
-    """The selected tunnels that exist and are not deleted, and the explicit ids that are missing."""
-    if ids is not None and len(ids) <= MAX_IDS_FETCHED_ONE_BY_ONE:
-        found: list[Tunnel] = []
-        missing: list[str] = []
-        for tunnel_id in ids:
-            wait()
-            try:
-                found.append(hook.get_tunnel(tunnel_id, account))
-            except CloudflareNotFoundError as error:
-                if _NO_ROUTE_CODES & set(error.codes):  # a wrong account, not a missing tunnel
-                    raise
-                missing.append(tunnel_id)
-        return found, missing
-    filters: dict[str, str | int | bool] = {"is_deleted": False, "per_page": LIST_PAGE_SIZE}
-    if name_prefix:
-        filters["include_prefix"] = name_prefix
-    wait()
-    listed = [
-        tunnel
-        for tunnel in hook.list_tunnels(account, **filters)
-        # Cloudflare filters already; these checks hold even behind a proxy that drops the query
-        if tunnel.deleted_at is None and (not name_prefix or (tunnel.name or "").startswith(name_prefix))
-    ]
-    if ids is None:
-        return listed, []
-    by_id = {(tunnel.id or "").lower(): tunnel for tunnel in listed}
-    return [by_id[i] for i in ids if i in by_id], [i for i in ids if i not in by_id]
-
-
 def _connectors(
-    hook: CloudflareHook, account: str, tunnel: Tunnel, wait: Callable[[], None]
+    hook: CloudflareHook, account: str, tunnel_id: str, wait: Callable[[], None]
 ) -> list[TunnelConnector] | None:
     """A tunnel's connectors, or ``None`` when it no longer exists."""
     wait()
     try:
-        return hook.list_tunnel_connectors(tunnel.id or "", account)
+        return hook.list_tunnel_connectors(tunnel_id, account)
     except CloudflareNotFoundError as error:
         if _NO_ROUTE_CODES & set(error.codes):
             raise

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 from importlib.metadata import entry_points, version
+from importlib.resources import files
+from typing import Any
 
 import pytest
 
@@ -45,6 +47,54 @@ def test_provider_info():
         "airflow_provider_cftunnel.operators.health",
     ]
     assert info["extra-links"] == ["airflow_provider_cftunnel.operators.tunnel.CloudflareTunnelLink"]
+
+
+def airflow_schema(name: str) -> dict[str, Any]:
+    """Return one of the JSON schemas the installed Airflow ships, or skip the test when it ships none."""
+    resource = files("airflow").joinpath(name)
+    if not resource.is_file():
+        pytest.skip(f"apache-airflow {version('apache-airflow')} ships no {name}")
+    return json.loads(resource.read_text())
+
+
+def schema_errors(schema: dict[str, Any], instance: Any) -> list[str]:
+    """Validate the way Airflow's providers manager does (the validator the schema's ``$schema`` names)."""
+    import jsonschema
+
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [
+        f"{'/'.join(map(str, error.absolute_path)) or '<root>'}: {error.message}"
+        for error in validator.iter_errors(instance)
+    ]
+
+
+def test_provider_info_is_valid_for_the_installed_airflow():
+    # what the providers manager checks on discovery, with the schema of the Airflow running the tests
+    assert schema_errors(airflow_schema("provider_info.schema.json"), get_provider_info()) == []
+
+
+def test_provider_info_sections_are_valid_provider_yaml():
+    # provider_info.schema.json admits unknown keys, so a misspelt section would be silently ignored: check
+    # every section against the full provider.yaml schema too (its top-level keys, and each entry's shape)
+    schema = airflow_schema("provider.yaml.schema.json")
+    schema = {**schema, "required": [], "additionalProperties": False}
+    assert schema_errors(schema, get_provider_info()) == []
+
+
+def test_connection_form_behaviour_is_valid_for_the_installed_airflow():
+    from airflow_provider_cftunnel.hooks.cloudflare import CloudflareHook
+
+    schema = airflow_schema("customized_form_field_behaviours.schema.json")
+    assert schema_errors(schema, CloudflareHook.get_ui_field_behaviour()) == []
+
+
+def test_schema_check_rejects_a_broken_provider_info():
+    # the checks above can fail: a misspelt section and a hook entry without its modules are both reported
+    broken = {**get_provider_info(), "extra-link": ["x"], "hooks": [{"integration-name": "Cloudflare Tunnel"}]}
+    schema = {**airflow_schema("provider.yaml.schema.json"), "required": [], "additionalProperties": False}
+    errors = schema_errors(schema, broken)
+    assert any("extra-link" in error for error in errors), errors
+    assert any(error.startswith("hooks/0") and "python-modules" in error for error in errors), errors
 
 
 AIRFLOW_VERSION = tuple(int(part) for part in version("apache-airflow").split(".")[:2])

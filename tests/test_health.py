@@ -90,15 +90,22 @@ class TestSelection:
         verdicts = check_tunnel_health(hook(), tunnel_ids=wanted)
         assert [v.id for v in verdicts] == [i.lower() for i in wanted]
         assert [v.healthy for v in verdicts] == [False, False, True, False]
-        assert "not found" in verdicts[1].reasons[0]
-        assert "not found" in verdicts[3].reasons[0]  # deleted tunnels never count
-        assert len(sim.requests) == 1  # more than two ids: one list request
+        assert verdicts[1].reasons == ("not visible to this token, or deleted (HTTP 404)",)
+        assert verdicts[3].reasons[0].startswith("deleted at ")  # deleted tunnels never count
+        # one list request (cheaper than four reads by id), then one read of each id the list did not return
+        assert [r.path.rsplit("/", 1)[-1] for r in sim.requests] == ["cfd_tunnel", UNKNOWN_ID, ids["prod-web-old"]]
 
-    def test_one_or_two_ids_are_read_one_by_one(self, fleet):
+    def test_one_id_is_read_by_id(self, fleet):
         sim, ids = fleet
-        verdicts = check_tunnel_health(hook(), tunnel_ids=[ids["prod-web-1"], UNKNOWN_ID])
-        assert [(v.name, v.healthy) for v in verdicts] == [("prod-web-1", True), (None, False)]
-        assert [r.path.rsplit("/", 1)[-1] for r in sim.requests] == [ids["prod-web-1"], UNKNOWN_ID]
+        (verdict,) = check_tunnel_health(hook(), tunnel_ids=[ids["prod-web-1"]])
+        assert (verdict.name, verdict.healthy) == ("prod-web-1", True)
+        assert [r.path.rsplit("/", 1)[-1] for r in sim.requests] == [ids["prod-web-1"]]
+
+    def test_two_ids_cost_one_list_request_when_both_are_listed(self, fleet):
+        sim, ids = fleet
+        verdicts = check_tunnel_health(hook(), tunnel_ids=[ids["prod-web-2"], ids["prod-web-1"]])
+        assert [(v.name, v.healthy) for v in verdicts] == [("prod-web-2", False), ("prod-web-1", True)]
+        assert [r.path.rsplit("/", 1)[-1] for r in sim.requests] == ["cfd_tunnel"]
 
     def test_a_deleted_tunnel_read_by_id_is_unhealthy(self, fleet):
         _, ids = fleet
@@ -226,3 +233,52 @@ def test_a_costly_strict_check_warns(ready_sim, caplog):
     with caplog.at_level("WARNING", logger="airflow_provider_cftunnel.health"):
         check_tunnel_health(hook(), name_prefix="wide-")
     assert caplog.text == ""
+
+
+class TestScopedTokens:
+    """Per-tunnel permissions (2026-09): the list returns only what the token may read; absence is not deletion."""
+
+    @pytest.fixture
+    def scoped(self, fleet, set_connection):
+        sim, ids = fleet
+        visible = [ids["prod-web-1"], ids["prod-web-2"]]
+        sim.add_token("scoped-token-7f1e", tunnels=visible)
+        set_connection(password="scoped-token-7f1e", host=sim.base_url, extra={"account_id": sim.account_id})
+        return sim, ids
+
+    def test_a_hidden_id_is_read_once_and_reported_not_visible_not_deleted(self, scoped):
+        sim, ids = scoped
+        wanted = [ids["prod-web-1"], ids["prod-web-2"], ids["prod-web-3"], UNKNOWN_ID]
+        verdicts = check_tunnel_health(hook(), tunnel_ids=wanted)
+        assert [(v.id, v.healthy) for v in verdicts] == [
+            (ids["prod-web-1"], True),
+            (ids["prod-web-2"], False),
+            (ids["prod-web-3"], False),
+            (UNKNOWN_ID, False),
+        ]
+        assert verdicts[2].reasons == ("not visible to this token (HTTP 403)",)
+        assert verdicts[3].reasons == ("not visible to this token, or deleted (HTTP 404)",)
+        assert [(r.path.rsplit("/", 1)[-1], r.status) for r in sim.requests] == [
+            ("cfd_tunnel", 200),
+            (ids["prod-web-3"], 403),
+            (UNKNOWN_ID, 404),
+        ]
+        assert not any("deleted" in v.reasons[0] and "not visible" not in v.reasons[0] for v in verdicts[2:])
+
+    def test_one_hidden_id_read_by_id(self, scoped):
+        _, ids = scoped
+        (verdict,) = check_tunnel_health(hook(), tunnel_ids=[ids["prod-db-1"]])
+        assert verdict.reasons == ("not visible to this token (HTTP 403)",)
+
+    def test_a_prefix_sees_only_the_visible_tunnels(self, scoped):
+        _, ids = scoped
+        verdicts = check_tunnel_health(hook(), name_prefix="prod-web-")
+        assert {v.id for v in verdicts} == {ids["prod-web-1"], ids["prod-web-2"]}
+
+    def test_a_token_without_tunnel_read_still_fails_as_an_error(self, fleet, set_connection):
+        sim, ids = fleet
+        from airflow_provider_cftunnel.testing import NO_PERMISSION_API_TOKEN
+
+        set_connection(password=NO_PERMISSION_API_TOKEN, host=sim.base_url, extra={"account_id": sim.account_id})
+        with pytest.raises(CloudflareAuthError):
+            check_tunnel_health(hook(), tunnel_ids=[ids["prod-web-1"]])

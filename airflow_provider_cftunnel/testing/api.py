@@ -214,25 +214,28 @@ class CloudflareApi:
             return _NO_ROUTE
         if n == 3:
             return self._guard(method, ("GET",)) or self._account_call(
-                headers, account_id, path, lambda: self._list_tunnels(account_id, query)
+                headers, account_id, path, lambda scope: self._list_tunnels(account_id, query, scope)
             )
         tunnel_id = parts[3]
         if n == 4:
             return self._guard(method, ("GET",)) or self._account_call(
-                headers, account_id, path, lambda: self._get_tunnel(account_id, tunnel_id)
+                headers, account_id, path, lambda scope: self._get_tunnel(account_id, tunnel_id, scope)
             )
         if n == 5 and parts[4] == "connections":
             if method == "DELETE":
                 return self._account_call(
-                    headers, account_id, path, lambda: self._clean_connections(account_id, tunnel_id, query)
+                    headers,
+                    account_id,
+                    path,
+                    lambda scope: self._clean_connections(account_id, tunnel_id, query, scope),
                 )
             return self._guard(method, ("GET",)) or self._account_call(
-                headers, account_id, path, lambda: self._list_connectors(account_id, tunnel_id)
+                headers, account_id, path, lambda scope: self._list_connectors(account_id, tunnel_id, scope)
             )
         if n == 6 and parts[4] == "connectors":
             connector_id = parts[5]
             return self._guard(method, ("GET",)) or self._account_call(
-                headers, account_id, path, lambda: self._get_connector(account_id, tunnel_id, connector_id)
+                headers, account_id, path, lambda scope: self._get_connector(account_id, tunnel_id, connector_id, scope)
             )
         return _NO_ROUTE
 
@@ -241,8 +244,14 @@ class CloudflareApi:
         return None if method in allowed else _METHOD_NOT_ALLOWED
 
     def _account_call(
-        self, headers: Mapping[str, str], account_id: str, path: str, answer: Callable[[], Response]
+        self,
+        headers: Mapping[str, str],
+        account_id: str,
+        path: str,
+        answer: Callable[[frozenset[str] | None], Response],
     ) -> Response:
+        """Authenticate and authorize an account call, then ``answer(scope)``: ``scope`` is the tunnel ids a
+        token with per-tunnel permissions may read, or ``None`` (every tunnel of the account)."""
         principal = self.authenticate(headers)
         if isinstance(principal, Response):
             return principal
@@ -258,7 +267,10 @@ class CloudflareApi:
             return _UNAUTHORIZED
         if principal.token is not None and not principal.token["tunnel_read"]:
             return _AUTH_ERROR
-        return answer()
+        scope = (
+            None if principal.token is None or principal.token.get("tunnels") is None else principal.token["tunnels"]
+        )
+        return answer(None if scope is None else frozenset(scope))
 
     @staticmethod
     def _no_route_to(status: int, path: str) -> Response:
@@ -332,7 +344,7 @@ class CloudflareApi:
             return _INVALID_TOKEN
         return self._verify_result(token)
 
-    def _list_tunnels(self, account_id: str, query: Mapping[str, str]) -> Response:
+    def _list_tunnels(self, account_id: str, query: Mapping[str, str], scope: frozenset[str] | None) -> Response:
         page = _positive_int(query.get("page", "1"))
         if page is None:
             return error(400, 1001, "page must be a positive integer")
@@ -360,6 +372,8 @@ class CloudflareApi:
         with self.state.lock:
             selected: list[Tunnel] = []
             for tunnel in self.state.account_tunnels(account_id):
+                if scope is not None and tunnel.id not in scope:  # per-tunnel permissions: hidden, not an error
+                    continue
                 if name is not None and tunnel.name != name:
                     continue
                 if uuid is not None and tunnel.id != uuid:
@@ -387,17 +401,20 @@ class CloudflareApi:
             },
         )
 
-    def _find_tunnel(self, account_id: str, tunnel_id: str) -> Tunnel | Response:
+    def _find_tunnel(self, account_id: str, tunnel_id: str, scope: frozenset[str] | None) -> Tunnel | Response:
         if not UUID_RE.match(tunnel_id):
             return error(400, 1001, f"Invalid tunnel id {tunnel_id!r}: must be a UUID")
         try:
-            return self.state.tunnel(tunnel_id, account_id)
+            tunnel = self.state.tunnel(tunnel_id, account_id)
         except KeyError:
             return error(404, 1003, "Tunnel not found")
+        if scope is not None and tunnel.id not in scope:
+            return _UNAUTHORIZED
+        return tunnel
 
-    def _get_tunnel(self, account_id: str, tunnel_id: str) -> Response:
+    def _get_tunnel(self, account_id: str, tunnel_id: str, scope: frozenset[str] | None) -> Response:
         with self.state.lock:
-            tunnel = self._find_tunnel(account_id, tunnel_id)
+            tunnel = self._find_tunnel(account_id, tunnel_id, scope)
             if isinstance(tunnel, Response):
                 return tunnel
             result = tunnel.render(
@@ -405,9 +422,9 @@ class CloudflareApi:
             )
         return self._ok_cached(("tunnel", tunnel_id), (result,), lambda: ok(result))
 
-    def _list_connectors(self, account_id: str, tunnel_id: str) -> Response:
+    def _list_connectors(self, account_id: str, tunnel_id: str, scope: frozenset[str] | None) -> Response:
         with self.state.lock:
-            tunnel = self._find_tunnel(account_id, tunnel_id)
+            tunnel = self._find_tunnel(account_id, tunnel_id, scope)
             if isinstance(tunnel, Response):
                 return tunnel
             clients = tunnel.clients(self.now(), self.wall_epoch())
@@ -415,11 +432,13 @@ class CloudflareApi:
         info = {"page": 1, "per_page": count, "count": count, "total_count": count, "total_pages": 1}
         return self._ok_cached(("connections", tunnel_id), tuple(clients), lambda: ok(clients, result_info=info))
 
-    def _get_connector(self, account_id: str, tunnel_id: str, connector_id: str) -> Response:
+    def _get_connector(
+        self, account_id: str, tunnel_id: str, connector_id: str, scope: frozenset[str] | None
+    ) -> Response:
         if not UUID_RE.match(connector_id):
             return error(400, 1001, f"Invalid connector id {connector_id!r}: must be a UUID")
         with self.state.lock:
-            tunnel = self._find_tunnel(account_id, tunnel_id)
+            tunnel = self._find_tunnel(account_id, tunnel_id, scope)
             if isinstance(tunnel, Response):
                 return tunnel
             connector = tunnel.connectors.get(connector_id)
@@ -441,12 +460,14 @@ class CloudflareApi:
         self._bodies[key] = (parts, response)
         return response
 
-    def _clean_connections(self, account_id: str, tunnel_id: str, query: Mapping[str, str]) -> Response:
+    def _clean_connections(
+        self, account_id: str, tunnel_id: str, query: Mapping[str, str], scope: frozenset[str] | None
+    ) -> Response:
         client_id = query.get("client_id")
         if client_id is not None and not UUID_RE.match(client_id):
             return error(400, 1001, "client_id must be a UUID")
         with self.state.lock:
-            tunnel = self._find_tunnel(account_id, tunnel_id)
+            tunnel = self._find_tunnel(account_id, tunnel_id, scope)
             if isinstance(tunnel, Response):
                 return tunnel
             self.state.clean_connections(tunnel.id, client_id, self.now())

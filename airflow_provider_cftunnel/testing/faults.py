@@ -28,6 +28,7 @@ from airflow_provider_cftunnel.testing.wire import Response, dumps, error_body
 
 __all__ = ["FAULT_KINDS", "RENDERED_KINDS", "Fault", "FaultSet", "default_message"]
 
+#: Every kind of fault the simulator can inject.
 FAULT_KINDS = (
     "rate_limit",
     "server_error",

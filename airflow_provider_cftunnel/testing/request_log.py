@@ -10,6 +10,7 @@ from typing import Any
 
 __all__ = ["REDACTED", "Headers", "RequestLog", "RequestRecord", "canonical_header"]
 
+#: What the request log shows instead of a secret header's value.
 REDACTED = "[REDACTED]"
 _SECRET_HEADERS = frozenset({"Authorization", "X-Auth-Key", "X-Auth-User-Service-Key", "Cookie"})
 

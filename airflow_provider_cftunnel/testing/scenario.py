@@ -44,11 +44,15 @@ __all__ = [
     "normalize_scenario",
 ]
 
+#: The account the default scenario serves.
 DEFAULT_ACCOUNT_ID = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 #: An account the default account's tokens know nothing about (the restricted token may read only this one).
 OTHER_ACCOUNT_ID = "0f0e0d0c0b0a09080706050403020100"
+#: The tunnel of the default scenario.
 DEFAULT_TUNNEL_ID = "5f3b1c2a-8d4e-4f6a-9b7c-0e1d2f3a4b5c"
+#: The default tunnel's name.
 DEFAULT_TUNNEL_NAME = "cfsim-tunnel"
+#: The default tunnel's connector.
 DEFAULT_CONNECTOR_ID = "8a7b6c5d-4e3f-4a1b-9c8d-7e6f5a4b3c2d"
 #: A user-owned API token allowed on every account.
 DEFAULT_API_TOKEN = "cfsim-user-token-0001"
@@ -62,7 +66,9 @@ EXPIRED_API_TOKEN = "cfsim-expired-token-0001"
 NO_PERMISSION_API_TOKEN = "cfsim-noperm-token-0001"
 #: An active user token allowed only on :data:`OTHER_ACCOUNT_ID`: the default account answers 403 code 9109.
 OTHER_ACCOUNT_API_TOKEN = "cfsim-other-account-token-0001"
+#: The email of the legacy Global API Key user.
 DEFAULT_GLOBAL_KEY_EMAIL = "simulator@example.com"
+#: The legacy Global API Key of :data:`DEFAULT_GLOBAL_KEY_EMAIL`.
 DEFAULT_GLOBAL_KEY = "0123456789abcdef0123456789abcdef01234"
 DEFAULT_VERSION = "2026.11.0"
 DEFAULT_ARCH = "linux_amd64"
@@ -92,7 +98,19 @@ _TOP_KEYS = frozenset(
     }
 )
 _TOKEN_KEYS = frozenset(
-    {"token", "id", "owner", "account_id", "accounts", "status", "tunnel_read", "expires_on", "not_before", "user"}
+    {
+        "token",
+        "id",
+        "owner",
+        "account_id",
+        "accounts",
+        "status",
+        "tunnel_read",
+        "tunnels",
+        "expires_on",
+        "not_before",
+        "user",
+    }
 )
 _KEY_KEYS = frozenset({"email", "key", "accounts", "user"})
 _ACCOUNT_KEYS = frozenset({"id", "name", "tunnels"})
@@ -620,6 +638,11 @@ def normalize_token(raw: Any, where: str, default_account_id: str | None) -> dic
     tunnel_read = raw.get("tunnel_read", True)
     if not isinstance(tunnel_read, bool):
         raise ScenarioError(f"{where}.tunnel_read must be a boolean, got {tunnel_read!r}")
+    tunnels = raw.get("tunnels")
+    if tunnels is not None:
+        if not isinstance(tunnels, list) or not all(isinstance(t, str) and UUID_RE.match(t) for t in tunnels):
+            raise ScenarioError(f"{where}.tunnels must be null or a list of lower-case tunnel UUIDs, got {tunnels!r}")
+        tunnels = list(tunnels)
     account_id: str | None = None
     accounts: list[str] | None = None
     if owner == "account":
@@ -642,6 +665,7 @@ def normalize_token(raw: Any, where: str, default_account_id: str | None) -> dic
             "accounts": accounts,
             "status": status,
             "tunnel_read": tunnel_read,
+            "tunnels": tunnels,
             "expires_on": _optional_str(raw.get("expires_on"), f"{where}.expires_on"),
             "not_before": _optional_str(raw.get("not_before"), f"{where}.not_before"),
         },

@@ -501,6 +501,7 @@ class CloudflareSimulator(AirflowConnectionMixin):
         accounts: list[str] | None = None,
         status: str = "active",
         tunnel_read: bool = True,
+        tunnels: list[str] | None = None,
     ) -> str:
         """Accept another API token (or replace one).
 
@@ -510,9 +511,13 @@ class CloudflareSimulator(AirflowConnectionMixin):
         :param accounts: accounts a user token may read (``None``: all).
         :param status: ``"active"``, ``"disabled"`` or ``"expired"``.
         :param tunnel_read: whether it holds "Cloudflare Tunnel Read".
+        :param tunnels: per-tunnel permissions: the tunnel ids it may read (``None``: all). The list leaves out
+            the others; reading one of them answers 403 (code 9109), an unknown id 404.
         :returns: the token's id (what the verify endpoints report).
         """
         spec: dict[str, Any] = {"token": token, "owner": owner, "status": status, "tunnel_read": tunnel_read}
+        if tunnels is not None:
+            spec["tunnels"] = [t.lower() for t in tunnels]
         if owner == "account":
             spec["account_id"] = account_id or self.account_id
         elif accounts is not None:

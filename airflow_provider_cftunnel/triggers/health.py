@@ -8,9 +8,13 @@ failover) and again when it recovers (the all-clear), and never while nothing ch
 a trigger firing on a condition that stays true runs DAGs forever.
 
 * The rule is the health operator's (:class:`~airflow_provider_cftunnel.rules.HealthRule`), and so is the
-  fetching (:func:`~airflow_provider_cftunnel.health.check_tunnel_health`): one list request per interval for up
-  to 1,000 tunnels, ``connections`` only where the rule needs it. Each request draws from the same
-  per-credential request budget as the connector sensors' trigger.
+  fetching (:func:`~airflow_provider_cftunnel.health.poll_health`). Every watcher of one triggerer with the same
+  connection, account, poll interval and hook settings shares ONE poll
+  (:class:`~airflow_provider_cftunnel.health_poller.HealthPoller`): on Airflow 3.3+ through the triggerer's shared
+  stream (``shared_stream_key``), before 3.3 in the process. A poll reads what all of them select at the least
+  cost (one list request per 1,000 tunnels) and each tunnel's ``connections`` once, where some rule needs them;
+  each watcher applies its own selection, rule and state. Every request draws from the same per-credential
+  request budget as the connector sensors' trigger.
 * The first observation is the baseline and fires nothing. On Airflow 3.3+ the last seen health of each tunnel
   is kept in the asset's state store (``asset_state_store``, injected by the triggerer), so a triggerer restart
   or a move to another triggerer neither re-fires a known state nor loses a change that happened meanwhile.
@@ -23,17 +27,17 @@ a trigger firing on a condition that stays true runs DAGs forever.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import time
-from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Hashable, Sequence
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_cftunnel.exceptions import CloudflareAPIError
+from airflow_provider_cftunnel.exceptions import error_from_event, error_to_event
+from airflow_provider_cftunnel.health_plan import check_max_age
+from airflow_provider_cftunnel.health_poller import HealthPoller, PollResult, stream_key
 from airflow_provider_cftunnel.hooks import check_hook_params
 
 try:  # Airflow 3.0+; on 2.11 the class still imports, but AssetWatcher (and so this trigger) does not exist
@@ -42,6 +46,7 @@ except ImportError:  # pragma: no cover - Airflow 2.11
     BaseEventTrigger = BaseTrigger  # type: ignore[assignment,misc]
 
 if TYPE_CHECKING:
+    from airflow_provider_cftunnel.health_plan import Demand
     from airflow_provider_cftunnel.rules import HealthRule, TunnelHealth
 
 __all__ = ["CloudflareTunnelHealthTrigger", "health_changes"]
@@ -135,9 +140,12 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
     (``changed``, ``appeared`` or ``disappeared``) and ``observed_at``. A change is a new status or a new verdict;
     the first observation is the baseline and fires nothing.
 
-    Cost per ``poll_interval``: one tunnel list request per 1,000 selected tunnels (or one request per explicit
-    id, up to two), plus one ``connections`` request per tunnel whose verdict needs it (never with the default
-    rule), all drawn from the credential's request budget.
+    Cost per ``poll_interval``, for ALL the watchers of one triggerer that share its connection, account, poll
+    interval and hook settings: the cheapest reads that cover their selections (the account's list, one request
+    per 1,000 tunnels; or a list per name prefix; or ids one by one when fewer), one read by id of an explicit id
+    the list does not return (a scoped token hides it, or it was deleted), and one ``connections`` request per
+    tunnel whose verdict needs it (never with the default rule; with ``connections_max_age``, only when the
+    tunnel's status fields changed or its last read is older), all drawn from the credential's request budget.
 
     :param tunnel_ids: Tunnel UUIDs to watch, or ``None``.
     :param name_prefix: Watch the tunnels whose name starts with this, or ``None``; neither: every tunnel of the
@@ -150,6 +158,9 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
     :param poll_interval: Seconds between polls (default 60).
     :param hook_params: ``CloudflareHook`` keyword arguments (plain data), see
         :func:`~airflow_provider_cftunnel.hooks.check_hook_params`.
+    :param connections_max_age: With ``min_live_connections`` or ``min_colos`` above 1: seconds a tunnel's
+        ``connections`` read is reused while its ``status``, ``conns_active_at`` and ``conns_inactive_at`` stay
+        the same (default ``None``: read every poll). See docs/deployment.md for what it trades.
     """
 
     def __init__(
@@ -164,6 +175,7 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
         cloudflare_conn_id: str = "cloudflare_default",
         poll_interval: float = 60.0,
         hook_params: dict[str, Any] | None = None,
+        connections_max_age: float | None = None,
     ) -> None:
         super().__init__()
         self.tunnel_ids = None if tunnel_ids is None else list(tunnel_ids)
@@ -175,6 +187,7 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
         self.cloudflare_conn_id = cloudflare_conn_id
         self.poll_interval = poll_interval
         self.hook_params = dict(hook_params or {})
+        self.connections_max_age = connections_max_age
         if not hasattr(self, "asset_state_store"):  # Airflow 2.11's BaseTrigger
             self.asset_state_store = None
 
@@ -192,6 +205,7 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
                 "cloudflare_conn_id": self.cloudflare_conn_id,
                 "poll_interval": self.poll_interval,
                 "hook_params": dict(self.hook_params),
+                "connections_max_age": self.connections_max_age,
             },
         )
 
@@ -200,55 +214,97 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
 
         return HealthRule(tuple(self.allowed_statuses), self.min_live_connections, self.min_colos)
 
+    def shared_stream_key(self) -> Hashable | None:
+        """
+        The poll this watcher shares (Airflow 3.3+): one per connection, account, poll interval and hook settings.
+        """
+        return stream_key(self.serialize()[1])
+
+    @classmethod
+    async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+        """
+        Yield every poll's :class:`~airflow_provider_cftunnel.health_poller.PollResult` for the watchers of one
+        key (Airflow 3.3+ calls this once per key and fans the results out). What to read comes from the
+        demands the watchers register with the poller, not from ``kwargs`` (one watcher's).
+
+        :param kwargs: One watcher's serialized keyword arguments.
+        """
+        poller = HealthPoller.for_key(stream_key(kwargs))
+        async with aclosing(poller.results()) as results:
+            async for result in results:
+                yield result
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """
-        Poll, compare with the last seen health, and yield one event per change; forever.
+        Subscribe to the shared poll of this process (Airflow before 3.3, or outside the triggerer) and yield one
+        event per change, as :meth:`filter_shared_stream` does; forever.
+        """
+        async with aclosing(self._poller().results()) as results:
+            events = self.filter_shared_stream(results)
+            try:
+                async for event in events:
+                    yield event
+            finally:
+                await events.aclose()  # type: ignore[attr-defined]  # an async generator
 
+    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        """
+        Register this watcher's selection and rule with the shared poll, compare each poll's verdicts with the
+        last seen health, and yield one event per change; forever.
+
+        :param shared_stream: The shared poll's results.
         :raises CloudflareAPIError: On bad credentials, a wrong account or a malformed argument (typed as the
             hook raises them), which end the watcher with the error in the triggerer log.
         """
-        from airflow_provider_cftunnel.health import describe_unhealthy, parse_tunnel_ids
-        from airflow_provider_cftunnel.hooks import hook_for_triggerer
-        from airflow_provider_cftunnel.triggers.tunnel import TunnelPoller, poll_delay
+        from airflow_provider_cftunnel.health import describe_unhealthy, make_demand
 
-        rule = self._rule()
-        tunnel_ids = parse_tunnel_ids(self.tunnel_ids)
-        hook = await hook_for_triggerer(self.cloudflare_conn_id, check_hook_params(self.hook_params))
-        account_id = hook.account(self.account_id or None)
-        budget = TunnelPoller.budget_for(hook.credentials)
-        loop = asyncio.get_running_loop()
-
-        def acquire() -> None:  # called from the worker thread before each request
-            budget.acquire_in_thread(loop)  # the claim travels in this thread's context to the hook's request
-
-        previous = await self._load_state()
-        failures = 0
-        where = self._describe_selection(account_id, tunnel_ids)
-        if previous:
-            self.log.info("Watching %s; resuming from the stored health of %d tunnel(s)", where, len(previous))
-        else:
-            self.log.info("Watching %s; the first poll is the baseline", where)
-        while True:
-            delay = float(self.poll_interval)
-            try:
-                verdicts = await self._poll(hook, account_id, tunnel_ids, rule, acquire)
-            except CloudflareAPIError as error:
-                if not error.is_transient:
-                    self.log.error("Stopping the tunnel health watcher of %s: %s", where, error)
-                    raise
-                failures += 1
-                delay = poll_delay(delay, failures, error)
-                self.log.warning(
-                    "Tunnel health poll failed (%s); not a health change, retrying in %.0f s", error, delay
+        check_hook_params(self.hook_params)
+        demand = make_demand(self.tunnel_ids, self.name_prefix, self._rule(), check_max_age(self.connections_max_age))
+        poller = self._poller()
+        handle = poller.register(demand)
+        try:
+            previous = await self._load_state(demand)
+            where = self._describe_selection(demand)
+            every = f"every {float(self.poll_interval):g} s"
+            if previous:
+                self.log.info(
+                    "Watching %s %s (%s); resuming from the stored health of %d tunnel(s)",
+                    where,
+                    every,
+                    _describe_rule(demand),
+                    len(previous),
                 )
             else:
-                failures = 0
-                observed_at = datetime.now(UTC).isoformat()
+                self.log.info(
+                    "Watching %s %s (%s); the first poll is the baseline", where, every, _describe_rule(demand)
+                )
+            failing = False
+            async for result in shared_stream:
+                if not isinstance(result, PollResult):
+                    continue
+                if result.error is not None:
+                    error = error_from_event(error_to_event(result.error))  # its own copy for its own traceback
+                    if not error.is_transient:
+                        self.log.error("Stopping the tunnel health watcher of %s: %s", where, error)
+                        raise error
+                    if not failing:
+                        self.log.warning("Tunnel health poll failed (%s); not a health change, retrying", error)
+                    failing = True
+                    continue
+                if failing:
+                    self.log.info("Tunnel health poll works again")
+                    failing = False
+                snapshot = result.snapshot
+                verdicts = None if snapshot is None else snapshot.verdicts(demand)
+                if snapshot is None or verdicts is None:
+                    continue  # a poll planned before this watcher joined: the next one covers it
                 current = {v.id: [v.status, v.healthy, v.name] for v in verdicts}
                 if previous is None:
-                    self.log.info("Baseline: %s", describe_unhealthy(verdicts, limit=10))
+                    self.log.info("Baseline of %s: %s", where, describe_unhealthy(verdicts, limit=10))
                 else:
-                    for payload in health_changes(previous, verdicts, observed_at=observed_at, account_id=account_id):
+                    for payload in health_changes(
+                        previous, verdicts, observed_at=snapshot.observed_at, account_id=snapshot.account_id
+                    ):
                         self.log.info(
                             "Tunnel %s (%s) went %s -> %s",
                             payload["tunnel_name"],
@@ -259,48 +315,36 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
                         yield TriggerEvent(payload)
                 await self._save_state(previous or {}, current)
                 previous = current
-            await asyncio.sleep(delay)
+        finally:
+            poller.unregister(handle)
 
-    async def _poll(
-        self,
-        hook: Any,
-        account_id: str,
-        tunnel_ids: list[str] | None,
-        rule: HealthRule,
-        acquire: Any,
-    ) -> list[TunnelHealth]:
-        from airflow_provider_cftunnel.health import check_tunnel_health
+    def _poller(self) -> HealthPoller:
+        """The poll this watcher registers with and (before 3.3) subscribes to: its key's, in this event loop."""
+        return HealthPoller.for_key(stream_key(self.serialize()[1]))
 
-        started = time.monotonic()
-        verdicts = await asyncio.to_thread(
-            check_tunnel_health,
-            hook,
-            account_id=account_id,
-            tunnel_ids=tunnel_ids,
-            name_prefix=self.name_prefix or None,
-            rule=rule,
-            before_request=acquire,
-        )
-        self.log.debug("Polled %d tunnel(s) in %.2f s", len(verdicts), time.monotonic() - started)
-        return verdicts
-
-    def _describe_selection(self, account_id: str, tunnel_ids: list[str] | None) -> str:
-        if tunnel_ids is not None:
-            return f"{len(tunnel_ids)} tunnel(s) of account {account_id}"
-        if self.name_prefix:
-            return f"the tunnels named {self.name_prefix}* of account {account_id}"
-        return f"every tunnel of account {account_id}"
+    def _describe_selection(self, demand: Demand) -> str:
+        account = f"account {self.account_id}" if self.account_id else "the connection's account"
+        if demand.tunnel_ids is not None:
+            return f"{len(demand.tunnel_ids)} tunnel(s) of {account}"
+        if demand.name_prefix:
+            return f"the tunnels named {demand.name_prefix}* of {account}"
+        return f"every tunnel of {account}"
 
     # -- state: the asset state store on Airflow 3.3+, else memory --
 
-    async def _load_state(self) -> dict[str, Remembered] | None:
-        """The stored health per tunnel, or ``None`` for "take a baseline" (nothing stored, or no store)."""
+    async def _load_state(self, demand: Demand) -> dict[str, Remembered] | None:
+        """
+        The stored health per tunnel, or ``None`` for "take a baseline" (nothing stored, or no store). A watcher
+        of explicit ids reads only their shards: one read, not 16, for a watcher of one tunnel (a fleet of 1,000
+        such watchers starts with 1,000 reads of the store, not 16,000).
+        """
         store = self.asset_state_store
         if store is None:
             return None
+        shards = _SHARDS if demand.tunnel_ids is None else sorted({i[:1] for i in demand.tunnel_ids})
         state: dict[str, Remembered] = {}
         try:
-            for shard in _SHARDS:
+            for shard in shards:
                 value = await store.aget(self._state_key(shard))
                 if isinstance(value, dict):
                     state.update({k: v for k, v in value.items() if isinstance(v, list) and len(v) == 3})
@@ -334,6 +378,16 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
         scope["rule"] = [kwargs["allowed_statuses"], kwargs["min_live_connections"], kwargs["min_colos"]]
         digest = hashlib.sha256(json.dumps(scope, sort_keys=True).encode()).hexdigest()[:16]
         return _STATE_KEY.format(selection=digest, shard=shard)
+
+
+def _describe_rule(demand: Demand) -> str:
+    rule = demand.rule
+    text = f"healthy: status {' or '.join(rule.allowed_statuses)}"
+    if rule.strict:
+        text += f", {rule.min_live_connections} live connection(s) in {rule.min_colos} data centre(s)"
+        if demand.connections_max_age:
+            text += f", connections re-read at least every {demand.connections_max_age:g} s"
+    return text
 
 
 def _state(status: str | None, healthy: bool | None) -> str:

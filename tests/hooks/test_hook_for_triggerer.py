@@ -35,11 +35,14 @@ async def test_a_connection_without_a_token_is_a_config_error(set_connection):
 
 
 def test_what_it_imports_on_the_loop_stays_light():
+    from importlib.util import find_spec
+
     from tests.import_probe import modules_added
 
+    # What a triggerer has loaded already: the Task SDK on Airflow 3, the base hook on 2.11.
+    setup = "import airflow.sdk" if find_spec("airflow.sdk") else "import airflow.hooks.base"
     loaded = modules_added(
-        "import airflow_provider_cftunnel.hooks, airflow_provider_cftunnel.hooks.credentials",
-        setup="import airflow.sdk",
+        "import airflow_provider_cftunnel.hooks, airflow_provider_cftunnel.hooks.credentials", setup=setup
     )
     assert "airflow_provider_cftunnel.hooks.credentials" in loaded
     assert [m for m in loaded if m.split(".")[0] in ("requests", "urllib3")] == []

@@ -70,7 +70,9 @@ def test_fail_on_unhealthy_false_only_reports(fleet):
 
 def test_an_unknown_id_is_reported_not_a_crash(fleet):
     _, ids = fleet
-    with pytest.raises(AirflowFailException, match=f"{UNKNOWN_ID}: not found"):
+    with pytest.raises(
+        AirflowFailException, match=rf"{UNKNOWN_ID}: not visible to this token, or deleted \(HTTP 404\)"
+    ):
         run(tunnel_ids=f"{ids[0]}, {UNKNOWN_ID}")
 
 
@@ -121,3 +123,17 @@ def test_templated_fields_and_no_hook_at_init():
     operator = CloudflareTunnelHealthOperator(task_id="check", name_prefix="{{ params.prefix }}")
     assert set(operator.template_fields) == {"tunnel_ids", "name_prefix", "account_id"}
     assert "hook" not in operator.__dict__
+
+
+def test_a_scoped_token_reports_hidden_tunnels_as_not_visible(fleet, set_connection):
+    sim, ids = fleet
+    sim.add_token("scoped-token-44ab", tunnels=ids[:1])
+    set_connection(password="scoped-token-44ab", host=sim.base_url, extra={"account_id": sim.account_id})
+    report, _ = run(tunnel_ids=[ids[0], ids[1], UNKNOWN_ID], fail_on_unhealthy=False)
+    reasons = {t["id"]: t["reasons"] for t in report["tunnels"]}
+    assert reasons == {
+        ids[0]: [],
+        ids[1]: ["not visible to this token (HTTP 403)"],
+        UNKNOWN_ID: ["not visible to this token, or deleted (HTTP 404)"],
+    }
+    assert report["unhealthy"] == [ids[1], UNKNOWN_ID]

@@ -225,6 +225,7 @@ class TestSerialize:
             "cloudflare_conn_id": "cloudflare_default",
             "poll_interval": 60.0,
             "hook_params": {"timeout": 5},
+            "connections_max_age": None,
         }
         restored = deserialize(serialize(kwargs))
         assert CloudflareTunnelHealthTrigger(**restored).serialize() == (path, kwargs)

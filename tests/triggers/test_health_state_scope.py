@@ -62,3 +62,31 @@ async def test_a_changed_selection_takes_a_new_baseline(two_fleets):
     assert await run_for(CloudflareTunnelHealthTrigger(name_prefix="prod-web-", poll_interval=0.1), sim, store) == []
     narrowed = CloudflareTunnelHealthTrigger(tunnel_ids=[ids["prod-web-1"]], poll_interval=0.1)
     assert await run_for(narrowed, sim, store) == []  # not "prod-web-2 disappeared"
+
+
+class CountingStore(FakeStore):
+    """A store that counts its reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[str] = []
+
+    async def aget(self, key, default=None):
+        self.reads.append(key)
+        return await super().aget(key, default)
+
+
+async def test_a_watcher_of_one_id_reads_one_shard_and_resumes_from_it(two_fleets):
+    sim, ids = two_fleets
+    store = CountingStore()
+    one = dict(tunnel_ids=[ids["prod-web-1"].upper()], poll_interval=0.1)  # ids are matched in lower case
+    assert await run_for(CloudflareTunnelHealthTrigger(**one), sim, store) == []  # the baseline
+    assert len(store.reads) == 1
+    assert store.reads[0].endswith(f"-{ids['prod-web-1'][0]}")
+
+    sim.set_tunnel_status(ids["prod-web-1"], "down")  # while no watcher runs: its one shard must tell
+    events = await run_for(CloudflareTunnelHealthTrigger(**one), sim, store)
+    assert [(e["tunnel_name"], e["previous_status"], e["status"]) for e in events] == [
+        ("prod-web-1", "healthy", "down")
+    ]
+    assert len(store.reads) == 2
