@@ -220,6 +220,6 @@ def _waiter(budget: Any, loop: asyncio.AbstractEventLoop) -> Any:
     """Return a callable for a worker thread that waits, on ``loop``, for the next slot of ``budget``."""
 
     def acquire() -> None:
-        asyncio.run_coroutine_threadsafe(budget.acquire(), loop).result()
+        budget.acquire_in_thread(loop)  # the claim travels in this thread's context to the hook's request
 
     return acquire

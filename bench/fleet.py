@@ -23,10 +23,12 @@ its polls in the scaling runs; a separate pair of runs keeps the defaults (1,200
 Cloudflare) with the simulator emulating Cloudflare's limit, to show polls slowing down instead of 429s.
 
 Cloudflare's limit is per user, shared by every triggerer, worker and the dashboard. The shared-pool rows run
-2 and then 3 triggerer processes (4 tunnels each, polled every 0.5 s, connection at its default budget) and an
-emulated dashboard (0.3 requests/s) against one small pool (30 requests per 10 s), with the simulator's
-``Ratelimit`` headers on and then stripped: 429s served, lockouts and successful polls per process
-(``--pool-only`` runs just those, ``--pool-seconds`` sets their length).
+2, 3 and 5 triggerer processes (4 tunnels each, polled every 0.5 s, connection at its default budget) and an
+emulated dashboard (0.3 requests/s) against one small pool (30 requests per 10 s) under each window the pool may
+have (``--pool-windows``: ``fixed``, ``sliding-more`` as draft -10 says ``t``, ``sliding-full``), with the
+simulator's ``Ratelimit`` headers on (and, with ``--pool-stripped``, stripped): 429s served, lockouts,
+successful polls per process, the longest wait of a process between two successful polls, and the share of the
+pool above its reserve that was used (``--pool-only`` runs just those, ``--pool-seconds`` sets their length).
 
 Run alone: ``.venv/bin/python bench/fleet.py [--sizes 10,100,1000] [--interval 2]``; the fleet process is
 this file with ``--child CONFIG``.
@@ -62,6 +64,9 @@ POOL_LIMIT = (30, 10.0)
 POOL_DASHBOARD_RATE = 0.3
 POOL_TUNNELS_PER_PROCESS = 4
 POOL_INTERVAL = 0.5
+#: The pool's windows the shared-pool rows run under: ``(window, reset)`` of the simulator's emulated limit.
+POOL_WINDOWS = {"fixed": ("fixed", "full"), "sliding-more": ("sliding", "more"), "sliding-full": ("sliding", "full")}
+POOL_PROCESSES = (2, 3, 5)
 _NS = uuid.UUID("6c0a5d3e-8a61-4d4e-9d3c-2f1b0e9a7c55")
 
 
@@ -432,6 +437,7 @@ def run_shared_pool(
     headers: bool,
     seconds: float,
     *,
+    window: str = "sliding-more",
     tunnels_per_process: int = POOL_TUNNELS_PER_PROCESS,
     interval: float = POOL_INTERVAL,
 ) -> dict[str, Any]:
@@ -453,7 +459,8 @@ def run_shared_pool(
             "dashboard_rate": POOL_DASHBOARD_RATE,
         },
     }
-    tag = f"pool-{processes}-{'headers' if headers else 'stripped'}"
+    kind, reset = POOL_WINDOWS[window]
+    tag = f"pool-{processes}-{window}-{'headers' if headers else 'stripped'}"
     WORK_DIR.mkdir(exist_ok=True)
     children: list[subprocess.Popen[bytes]] = []
     with SimProcess(scenario, log_name=f"simulator-fleet-{tag}") as sim:
@@ -491,7 +498,10 @@ def run_shared_pool(
                         break
                 else:
                     raise RuntimeError(f"a shared-pool triggerer exited with {child.wait()} before it started")
-            # the dashboard has spent since the simulator started: start from a clean count, all together
+            # the dashboard has spent since the simulator started: start from a clean count (and fixed windows
+            # from now), all together
+            spec = {**scenario["rate_limit"], "window": kind, "reset": reset}
+            sim.control("POST", "/rate-limit", spec)
             sim.control("POST", "/rate-limit/reset")
             start_at = time.time() + 0.5
             for child in children:
@@ -509,7 +519,18 @@ def run_shared_pool(
         status = sim.control("GET", "/rate-limit")
     per_process = [json.loads(path.read_text()) for path in results_paths]
     ok = [r["ok"] for r in per_process]
+    gaps = [
+        max(b - a for a, b in zip([0.0, *r["ok_times"]], [*r["ok_times"], seconds], strict=True)) for r in per_process
+    ]
+    # the share of the pool above its reserve used in the run's whole windows (they start 0.5 s before the run)
+    windows = int((seconds + 0.5) // period)
+    in_windows = sum(1 for r in per_process for t in r["ok_times"] if t < windows * period - 0.5)
+    above_reserve = requests - max(1, -(-requests // 10))
+    pool_used = (in_windows + POOL_DASHBOARD_RATE * windows * period) / (windows * above_reserve) if windows else None
     return {
+        "window": window,
+        "longest_gap_s": max(gaps),
+        "pool_used": pool_used,
         "processes": processes,
         "headers": headers,
         "seconds": seconds,
@@ -528,20 +549,28 @@ def run_shared_pool(
     }
 
 
-def run_pool_rows(seconds: float) -> list[dict[str, Any]]:
-    """The cross-process rows: 2 and 3 triggerer processes sharing one pool, with and without the headers."""
+def run_pool_rows(
+    seconds: float,
+    windows: list[str] | None = None,
+    processes_list: list[int] | None = None,
+    stripped: bool = False,
+) -> list[dict[str, Any]]:
+    """The cross-process rows: 2, 3 and 5 triggerer processes sharing one pool under each window (and, with
+    ``stripped``, 3 processes with the headers stripped, under the default window)."""
+    cells = [(w, p, True) for w in windows or list(POOL_WINDOWS) for p in processes_list or POOL_PROCESSES]
+    if stripped:
+        cells.append(("sliding-more", 3, False))
     rows = []
-    for processes in (2, 3):
-        for headers in (True, False):
-            started = time.monotonic()
-            r = run_shared_pool(processes, headers, seconds)
-            log(
-                f"fleet pool: {processes} processes, headers {'on' if headers else 'stripped'}: "
-                f"{r['served_429']} 429s, {r['lockouts']} lockouts, ok polls per process {r['ok_per_process']}, "
-                f"{r['polls_per_interval']:.2f} polls per interval, dashboard refused {r['dashboard_refused']} of "
-                f"{r['dashboard_spent']} ({time.monotonic() - started:.0f} s)"
-            )
-            rows.append(r)
+    for window, processes, headers in cells:
+        started = time.monotonic()
+        r = run_shared_pool(processes, headers, seconds, window=window)
+        log(
+            f"fleet pool: {processes} processes, {window}, headers {'on' if headers else 'stripped'}: "
+            f"{r['served_429']} 429s, {r['lockouts']} lockouts, ok polls per process {r['ok_per_process']}, "
+            f"longest gap {r['longest_gap_s']:.1f} s, pool used {r['pool_used']:.0%}, dashboard refused "
+            f"{r['dashboard_refused']} of {r['dashboard_spent']} ({time.monotonic() - started:.0f} s)"
+        )
+        rows.append(r)
     return rows
 
 
@@ -610,7 +639,7 @@ def run(
         "budget_runs": budget_runs,
         "budget_n": budget_n,
         "budget_window_s": budget_window,
-        "pool_runs": run_pool_rows(pool_seconds) if pool_seconds > 0 else [],
+        "pool_runs": run_pool_rows(pool_seconds, stripped=True) if pool_seconds > 0 else [],
     }
 
 
@@ -1037,40 +1066,52 @@ def section(fleet: dict[str, Any], plots: dict[str, str]) -> list[str]:
 
 
 def pool_section(pool_runs: list[dict[str, Any]]) -> list[str]:
-    """Return the section on several triggerers and a dashboard sharing one pool, with and without its headers."""
+    """Return the section on several triggerers and a dashboard sharing one pool, under each window, with and
+    without its headers."""
     if not pool_runs:
         return []
     first = pool_runs[0]
     requests, period = first["pool"]
+    stripped = any(not r["headers"] for r in pool_runs)
     lines = [
         "### Several triggerers sharing one pool",
         "",
         "Cloudflare's limit is per user: every triggerer, worker, token and dashboard session of the user draws from "
-        "one pool, and crossing it locks all of them out. Here 2, then 3 triggerer processes (each with deferred "
+        "one pool, and crossing it locks all of them out. Here 2, 3 and 5 triggerer processes (each with deferred "
         f"sensors on {first['tunnels_per_process']} tunnels of its own, polled every {first['interval']:g} s, the "
         "connection at its default budget of 1,200 per 300 s) and an emulated dashboard spending "
         f"{first['dashboard_rate']:g} requests/s share the simulator's pool of {requests} requests per "
-        f"{period:g} s, for {first['seconds']:g} s, with the `Ratelimit` headers on, then stripped (as by a proxy).",
+        f"{period:g} s, for {first['seconds']:g} s, under each window the pool may have: fixed, sliding with `t` "
+        "until more quota (draft-ietf-httpapi-ratelimit-headers-10), sliding with `t` until the whole window "
+        "clears; with the `Ratelimit` headers on" + (", and stripped (as by a proxy)." if stripped else "."),
         "",
         f"Reproduce: `.venv/bin/python bench/fleet.py --pool-only --pool-seconds {first['seconds']:g}`",
         "",
-        "| triggerer processes | `Ratelimit` headers | 429s served | lockouts | dashboard requests refused | "
-        "successful polls per process | successful polls per poll interval, all processes |",
-        "|---|---|---|---|---|---|---|",
+        "| window | triggerer processes | `Ratelimit` headers | 429s served | lockouts | dashboard requests refused | "
+        "successful polls per process | longest wait for a poll | pool above the reserve used |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(pool_runs, key=lambda r: (r["processes"], not r["headers"])):
+    for r in sorted(pool_runs, key=lambda r: (not r["headers"], r.get("window", ""), r["processes"])):
+        used = r.get("pool_used")
+        gap = r.get("longest_gap_s")
         lines.append(
-            f"| {r['processes']} | {'on' if r['headers'] else 'stripped'} | {r['served_429']:,} | {r['lockouts']} | "
-            f"{r['dashboard_refused']} of {r['dashboard_spent']} | {', '.join(str(n) for n in r['ok_per_process'])} | "
-            f"{r['polls_per_interval']:.2f} |"
+            f"| {r.get('window', 'sliding-full')} | {r['processes']} | {'on' if r['headers'] else 'stripped'} | "
+            f"{r['served_429']:,} | {r['lockouts']} | {r['dashboard_refused']} of {r['dashboard_spent']} | "
+            f"{', '.join(str(n) for n in r['ok_per_process'])} | {f'{gap:.1f} s' if gap is not None else '-'} | "
+            f"{f'{used:.0%}' if used is not None and r.get('window') == 'fixed' else '-'} |"
         )
     lines += [
         "",
-        "With the headers every process paces on the server's remaining count (keeping 10 % of the quota for the "
-        "pool's other users and spreading the rest over the time to the reset), so together they slow down as "
-        "the pool drains and never lock the user out. Without them each process only has its own budget, which "
-        "assumes it owns the pool: they cross the limit, and each lockout hits the dashboard as well (between "
-        "lockouts they get more polls through, at the price of locking every user of the pool out).",
+        "With the headers every process paces on the server's remaining count: it spends only what the latest answer "
+        "shows above a reserve of 10 % of the quota, shares it with the consumers it infers from how fast the count "
+        "falls, and at the reserve sends one probe at a time, never assuming that `t` brings the whole quota back. "
+        "Together they slow down as the pool drains and never lock the user out, whatever the window."
+        + (
+            " Without the headers each process only has its own budget, which assumes it owns the pool: they cross "
+            "the limit, and each lockout hits the dashboard as well."
+            if stripped
+            else ""
+        ),
         "",
     ]
     return lines
@@ -1099,6 +1140,11 @@ def main() -> None:
         "--pool-seconds", type=float, default=25.0, help="length of each shared-pool run (0: skip them)"
     )
     parser.add_argument("--pool-only", action="store_true", help="run only the shared-pool rows")
+    parser.add_argument(
+        "--pool-windows", default=",".join(POOL_WINDOWS), help=f"the pool's windows, of {', '.join(POOL_WINDOWS)}"
+    )
+    parser.add_argument("--pool-processes", default="2,3,5", help="triggerer processes per shared-pool run")
+    parser.add_argument("--pool-stripped", action="store_true", help="also run 3 processes with the headers stripped")
     args = parser.parse_args()
     if args.child:
         child_main(args.child)
@@ -1106,8 +1152,14 @@ def main() -> None:
     if args.pool_child:
         pool_child_main(args.pool_child)
         return
+    windows = [w for w in args.pool_windows.split(",") if w]
+    unknown = sorted(set(windows) - set(POOL_WINDOWS))
+    if unknown:
+        parser.error(f"--pool-windows takes {', '.join(POOL_WINDOWS)}, got {', '.join(unknown)}")
+    processes_list = [int(p) for p in args.pool_processes.split(",") if p]
     if args.pool_only:
-        pool = {"pool_runs": run_pool_rows(args.pool_seconds), "pool_seconds": args.pool_seconds}
+        rows = run_pool_rows(args.pool_seconds, windows, processes_list, args.pool_stripped)
+        pool = {"pool_runs": rows, "pool_seconds": args.pool_seconds}
         (WORK_DIR / "fleet-pool.json").write_text(json.dumps(pool, indent=1))
         return
     sizes = [int(s) for s in args.sizes.split(",") if s]

@@ -19,7 +19,7 @@ from airflow_provider_cftunnel.ratelimit import (
     quota_for,
     reserve_for,
 )
-from airflow_provider_cftunnel.triggers.tunnel import RequestBudget
+from airflow_provider_cftunnel.ratelimit.budget import RequestBudget, carried_claim, claim_request
 from tests.support.fakes import FakeClock
 
 SECRET = "ratelimit-test-token-Qx7w2LmZ"
@@ -157,9 +157,13 @@ class TestPacing:
         clock.now += 1.0
         _, claim = quota.try_claim()
         assert claim is not None
-        assert quota.delay() == pytest.approx(9 / 9), "9 s left, 9 above the reserve with one in flight"
-        claim.settle(None)  # no answer: it no longer counts as in flight
-        assert quota.delay() == pytest.approx(9 / 10)
+        assert quota.delay() == pytest.approx(9 / 9), "9 s left, 9 above the reserve with one sent"
+        claim.settle(None)  # no answer: the server may still have counted it
+        assert quota.delay() == pytest.approx(9 / 9)
+        clock.now += 6.0
+        assert quota.delay() == 0.0
+        assert quota.try_claim()[1] is not None
+        assert quota.delay() == pytest.approx(5 / 8), "3 s to t, but spread over half the window at least"
 
     def test_claims_before_the_reset_never_exceed_what_is_left_above_the_reserve(self) -> None:
         clock = FakeClock(100.0)
@@ -175,16 +179,24 @@ class TestPacing:
             sent += 1
             remaining -= 1
             claim.settle(ietf(f'"d";r={remaining};t={110 - clock.now:.3f}', '"d";q=40;w=10'))
-        assert 20 <= sent <= 26  # spread over the 10 s, the reserve of 4 untouched
+        assert 15 <= sent <= 26  # spread over the 10 s (slowing down as t nears), the reserve of 4 untouched
 
-    def test_at_the_reserve_it_waits_for_the_reset(self) -> None:
+    def test_at_the_reserve_one_probe_per_t_then_the_answer_decides(self) -> None:
         clock = FakeClock(100.0)
         quota = ServerQuota(clock=clock)
-        settle(quota, ietf('"default";r=3;t=25', '"default";q=30;w=60'))
+        settle(quota, ietf('"default";r=3;t=25', '"default";q=30;w=60'))  # the reserve: 3
         assert quota.delay() == pytest.approx(25.0)
         clock.now += 25
-        assert quota.latest is None, "after the reset nothing is known any more"
-        assert quota.delay() == 0.0
+        assert quota.latest is not None, "t passing shows no refill: the answer stays in force"
+        wait, probe = quota.try_claim()
+        assert (wait, probe is not None) == (0.0, True)
+        clock.now += 100
+        assert quota.try_claim()[1] is None, "one probe at a time: its answer comes first"
+        probe.settle(ietf('"default";r=3;t=1', '"default";q=30;w=60'))  # some came back, and went again
+        assert quota.delay() == pytest.approx(20.0), "t of 1 s: still one probe per window / reserve"
+        clock.now += 20
+        quota.claim().settle(ietf('"default";r=20;t=1', '"default";q=30;w=60'))
+        assert quota.delay() < 2.0, "17 above the reserve: spending resumes"
 
     def test_a_429_answer_says_wait_for_the_lockout(self) -> None:
         clock = FakeClock(100.0)
@@ -238,7 +250,9 @@ class TestPacing:
                 for _ in range(5):
                     quota.try_claim()
             (record,) = caplog.records
-            assert record.getMessage().startswith("Cloudflare reports 500 requests left for 200 s; pacing")
+            assert record.getMessage().startswith(
+                "Cloudflare reports 500 requests left (more in 200 s, how many unknown); pacing"
+            )
             assert quota.pacing
             assert quota.episodes == 1
             settle(quota, ietf('"default";r=1000;t=100', '"default";q=1200;w=300'))
@@ -270,31 +284,41 @@ class TestSharing:
         finally:
             clear_quotas()
 
-    async def test_a_claim_handed_over_is_taken_once_by_the_next_request(self) -> None:
+    async def test_the_claim_acquired_on_the_loop_is_sent_once_by_the_request_in_the_thread(self) -> None:
         quota, other = ServerQuota(), ServerQuota()
-        claim = quota.claim()
-        quota.hand_over(claim)
+        claim = await RequestBudget(100, 1.0, quota=quota).acquire()
+        assert claim is not None
 
-        def in_thread() -> tuple[object, object, object]:  # the hook's thread
-            return other.take_handed_over(), quota.take_handed_over(), quota.take_handed_over()
+        def in_thread() -> tuple[object, object, object]:  # the hook's thread, as asyncio.to_thread runs it
+            return carried_claim(other), claim_request(quota), claim_request(quota)
 
-        assert await asyncio.to_thread(in_thread) == (None, claim, None)
+        not_other, first, second = await asyncio.to_thread(in_thread)
+        assert (not_other, first) == (None, claim), "the context carries the claim to its request, once"
+        assert second is not claim, "a second request of the same call waits for its own claim"
+        assert quota.in_flight == 2
+        claim.settle(None)
+        claim.settle(None)
         assert quota.in_flight == 1
-        claim.settle(None)
-        claim.settle(None)
-        assert quota.in_flight == 0
 
-    def test_a_settled_claim_is_not_handed_over(self) -> None:
+    async def test_a_claim_is_carried_only_by_its_own_task(self) -> None:
         quota = ServerQuota()
-        settled, fresh = quota.claim(), quota.claim()
-        quota.hand_over(settled)
-        quota.hand_over(fresh)
-        settled.settle(None)
-        assert quota.take_handed_over() is fresh
+        budget = RequestBudget(100, 1.0, quota=quota)
+        acquired = asyncio.Event()
+
+        async def poller() -> None:
+            await budget.acquire()
+            acquired.set()
+            await asyncio.sleep(0.1)
+
+        task = asyncio.create_task(poller())
+        await acquired.wait()
+        assert await asyncio.to_thread(carried_claim, quota) is None, "another task's claim is not this one's"
+        await task
 
     async def test_the_budget_waits_for_the_pool_without_blocking_the_loop(self) -> None:
         quota = ServerQuota()
-        settle(quota, ietf('"default";r=13;t=1', '"default";q=30;w=10'))  # reserve 3: 10 over 1 s
+        # reserve 3: 20 over half the window at least (t of 1 s may bring back only a little)
+        settle(quota, ietf('"default";r=23;t=1', '"default";q=30;w=10'))
         budget = RequestBudget(1000, 1.0, burst=10, quota=quota)
         ticks = 0
 
@@ -307,12 +331,13 @@ class TestSharing:
         tick = asyncio.create_task(ticker())
         started = time.monotonic()
         for _ in range(5):
-            await budget.acquire()
-            quota.take_handed_over().settle(None)
+            claim = await budget.acquire()
+            assert claim is not None
+            claim.settle(None)
         tick.cancel()
         elapsed = time.monotonic() - started
-        assert 0.3 <= elapsed <= 1.5, elapsed  # ~0.1 s apart: the budget alone would allow all 5 at once
-        assert budget.quota_waited > 0.25
+        assert 0.6 <= elapsed <= 2.5, elapsed  # ~0.25 s apart: the budget alone would allow all 5 at once
+        assert budget.quota_waited > 0.5
         assert ticks >= 20, "the loop kept running while the budget waited"
 
     async def test_pollers_waiting_for_the_pool_take_turns(self) -> None:
@@ -323,9 +348,10 @@ class TestSharing:
 
         async def poller(number: int) -> None:
             for _ in range(4):
-                await budget.acquire()
+                claim = await budget.acquire()
                 grants.append(number)
-                quota.take_handed_over().settle(None)
+                assert claim is not None
+                claim.settle(None)
 
         await asyncio.gather(*(poller(n) for n in range(5)))
         # first come, first served: every round of five grants serves each poller once

@@ -7,7 +7,6 @@ never pay for ``requests`` at parse time.
 from __future__ import annotations
 
 import os
-import random
 from collections.abc import Mapping
 from functools import cached_property
 from itertools import takewhile
@@ -32,8 +31,10 @@ from airflow_provider_cftunnel.models import Tunnel, TunnelConnector, show_value
 from airflow_provider_cftunnel.ratelimit import (
     QuotaClaim,
     ServerQuota,
+    claim_request,
     credential_fingerprint,
     quota_for,
+    retry_backoff,
 )
 
 __all__ = ["DEFAULT_API_BASE_URL", "CloudflareCredentials", "CloudflareHook"]
@@ -84,10 +85,7 @@ class CloudflareRetry(Retry):
         errors = len(list(takewhile(lambda entry: entry.redirect_location is None, reversed(self.history))))
         if errors == 0:
             return 0.0
-        backoff = self.backoff_factor * 2 ** (errors - 1)
-        if self.backoff_jitter:
-            backoff += random.random() * self.backoff_jitter
-        return float(max(0.0, min(self.backoff_max, backoff)))
+        return retry_backoff(self.backoff_factor, errors, jitter=self.backoff_jitter, cap=self.backoff_max)
 
 
 def parse_retry_after(value: str | None, cap: float = MAX_RETRY_AFTER) -> float | None:
@@ -470,9 +468,8 @@ class CloudflareHook(BaseHook):
         return credential_fingerprint(credentials.base_url, credentials.email, credentials.secret)
 
     def _claim_quota(self) -> QuotaClaim:
-        """The quota's go for one request: handed over by the triggerer's budget, or waited for here."""
-        quota = self.quota
-        return quota.take_handed_over() or quota.wait(max_wait=self.max_retry_after)
+        """The quota's go for one request: the triggerer's (carried by the call's context), or waited for here."""
+        return claim_request(self.quota, max_wait=self.max_retry_after)
 
     def _envelope(self, response: requests.Response, body: bytes, path: str) -> dict[str, Any]:
         status, credentials = response.status_code, self.credentials

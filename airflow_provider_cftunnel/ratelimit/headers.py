@@ -12,11 +12,15 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-__all__ = ["RESERVE_SHARE", "RateLimitObservation", "parse_rate_limit", "reserve_for"]
+__all__ = ["HORIZON_FLOOR", "RESERVE_SHARE", "RateLimitObservation", "horizon", "parse_rate_limit", "reserve_for"]
 
 #: The share of the policy's quota kept for the pool's other users (dashboard, other tools).
 RESERVE_SHARE = 0.1
 
+
+#: What remains above the reserve is spent over at least this share of the policy's window, however soon ``t``
+#: says more quota comes (``t`` may be "until some quota is back", not "until all of it is").
+HORIZON_FLOOR = 0.5
 
 #: A ``Reset`` above this is a POSIX time (GitHub style), not a number of seconds.
 _EPOCH_THRESHOLD = 1e9
@@ -56,6 +60,17 @@ def reserve_for(quota: int | None, largest_remaining: int = 0) -> int:
     """
     basis = quota if quota is not None else largest_remaining
     return max(1, math.ceil(basis * RESERVE_SHARE))
+
+
+def horizon(reset: float, window: float | None) -> float:
+    """
+    The seconds over which what remains above the reserve is spent: the time to ``t``, but at least half the
+    policy's window (a ``t`` may only promise *some* quota back), and at least 1 s.
+
+    :param reset: Seconds until ``t`` (what is left of it).
+    :param window: The policy's window, or ``None``.
+    """
+    return max(reset, (window or 0.0) * HORIZON_FLOOR, 1.0)
 
 
 # -- parsing -------------------------------------------------------------------------------------------------
@@ -196,7 +211,7 @@ def _constraint(observation: RateLimitObservation) -> tuple[float, float]:
     if observation.reset <= 0:
         return (math.inf, 0.0)  # resets now: constrains nothing
     headroom = max(0, observation.remaining - reserve_for(observation.quota, observation.remaining))
-    return (headroom / max(observation.reset, 1.0), -observation.reset)
+    return (headroom / horizon(observation.reset, observation.window), -observation.reset)
 
 
 def parse_rate_limit(headers: Mapping[str, str] | None) -> RateLimitObservation | None:

@@ -1,6 +1,7 @@
 """One view of Cloudflare's shared rate-limit pool per credential in a process, and how long to wait for it.
 
-See :mod:`airflow_provider_cftunnel.ratelimit` for the model. Standard library only.
+See :mod:`airflow_provider_cftunnel.ratelimit` for the model and docs/reliability.md for the figures. Standard
+library only.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ import itertools
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from airflow_provider_cftunnel.ratelimit.headers import (
     RateLimitObservation,
+    horizon,
     parse_rate_limit,
     reserve_for,
 )
@@ -44,19 +45,40 @@ PROBE_PATIENCE = 5.0
 _PROBE_POLL = 0.05
 #: A claim whose request never reported back stops counting as in flight after this many seconds.
 _PENDING_TTL = 600.0
+#: A claim that no request took (its caller never sent it) stops counting after this many seconds.
+_UNTAKEN_TTL = 5.0
+#: The largest number of consumers of the pool the estimate believes in.
+MAX_CONSUMERS = 50.0
+#: How much one new sample moves the estimate of the pool's consumers (an exponential average).
+_CONSUMERS_WEIGHT = 0.3
+#: A process divides what it may spend by ``consumers ** SHARE_EXPONENT``, not by ``consumers``: the estimate
+#: (how much faster ``r`` falls than the process's own requests explain) is also large for a process that sends
+#: less than the others, and dividing by it whole would starve that process further. Below 1, a process under
+#: its fair share takes more and one above it less, so the processes converge to equal shares.
+SHARE_EXPONENT = 0.75
 
 
 class QuotaClaim:
     """
-    One request's place in a :class:`ServerQuota`: counted as in flight until :meth:`settle` reports its
-    answer (or that there was none).
+    One request's place in a :class:`ServerQuota`: counted as sent until :meth:`settle` reports its answer
+    (or that there was none).
     """
 
-    __slots__ = ("_id", "quota")
+    __slots__ = ("_id", "_taken", "quota")
 
-    def __init__(self, quota: ServerQuota, claim_id: int) -> None:
+    def __init__(self, quota: ServerQuota, claim_id: int, *, taken: bool) -> None:
         self.quota = quota
         self._id = claim_id
+        self._taken = taken
+
+    def take(self) -> bool:
+        """
+        Mark the claim as used by a request; only the first call returns ``True``.
+
+        A claim waited for on one side (the triggerer's loop) is taken by the request it was waited for (in a
+        worker thread); taking it twice would send two requests on one claim.
+        """
+        return self.quota._take(self)
 
     def settle(self, headers: Mapping[str, str] | None) -> RateLimitObservation | None:
         """
@@ -78,11 +100,22 @@ class ServerQuota:
     One credential's view of Cloudflare's shared pool, from the rate-limit headers of its answers.
 
     Thread-safe; one per credential per process (:func:`quota_for`). Callers ask :meth:`try_claim` before each
-    request (or block in :meth:`wait`) and :meth:`QuotaClaim.settle` the claim with the answer's headers. The
-    decision: nothing known, no wait (but while the first answer is awaited, one request at a time);
-    otherwise keep :func:`reserve_for` requests in reserve, spread the rest (less the requests in flight)
-    evenly over the time to the reset, allowing short bursts while the pool is comfortable, and at the
-    reserve wait for the reset. An observation is forgotten once its reset time has passed.
+    request (or block in :meth:`wait`) and :meth:`QuotaClaim.settle` the claim with the answer's headers.
+
+    The rule never assumes a refill that no answer has shown (``t`` may mean "until *some* quota is back"):
+
+    * what may be spent is the latest answer's ``r`` above the reserve (:func:`reserve_for`), less every
+      request this process sent since that answer's request (:meth:`spendable`);
+    * that is spread over :func:`~airflow_provider_cftunnel.ratelimit.headers.horizon` (the time to ``t``, at
+      least half the window) and divided by the estimated number of the pool's consumers (how much faster ``r``
+      falls than this process's own requests explain), damped by :data:`SHARE_EXPONENT` so that processes
+      converge to equal shares: N processes spend in proportion to what is left, so together they slow down as
+      the pool drains and stay above the reserve;
+    * at or under it, at most one request (a probe) per ``max(t, window / reserve)``, whose answer says whether
+      quota came back. An answer's ``t`` passing changes nothing: only an answer does.
+
+    Nothing known (no answer with headers yet): no wait, but while the first answer is awaited, one request at
+    a time.
 
     :param label: How logs name the credential (a fingerprint prefix, never the secret).
     :param max_wait: The longest a reset is believed, in seconds.
@@ -95,13 +128,18 @@ class ServerQuota:
         self._clock = clock
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        self._last_id = 0
+        #: claim id -> (claimed at, taken)
+        self._pending: dict[int, tuple[float, bool]] = {}
         self._latest: RateLimitObservation | None = None
+        self._latest_id = 0
         self._reset_at = 0.0
         self._largest_remaining = 0
-        self._pending: dict[int, float] = {}
-        self._handed: deque[QuotaClaim] = deque()
+        self._consumers = 1.0
+        #: Whether an answer has shown quota back before the previous answer's ``t`` (a sliding window).
+        self._refills_early = False
+        self._last_claim_at = -1e18
         self._tokens = 0.0
-        self._tokens_at = 0.0
         self._headers_seen: bool | None = None
         self._pacing = False
         #: Answers whose headers were recorded.
@@ -118,9 +156,8 @@ class ServerQuota:
 
     @property
     def latest(self) -> RateLimitObservation | None:
-        """The latest observation still in force (``None`` when nothing is known or its reset has passed)."""
+        """The latest observation (``None`` when nothing is known). It stays in force until a newer answer."""
         with self._lock:
-            self._expire(self._clock())
             return self._latest
 
     @property
@@ -136,11 +173,23 @@ class ServerQuota:
             self._prune(self._clock())
             return len(self._pending)
 
+    @property
+    def consumers(self) -> float:
+        """How many consumers (this process included) seem to spend from the pool, from the answers (>= 1)."""
+        with self._lock:
+            return self._consumers
+
     def reserve(self) -> int:
         """The number of requests of the pool kept for its other users, from the latest observation."""
         with self._lock:
-            quota = self._latest.quota if self._latest is not None else None
-            return reserve_for(quota, self._largest_remaining)
+            return self._reserve()
+
+    def spendable(self) -> int:
+        """Return what this process may still spend on the latest answer: ``r`` above the reserve, less its own
+        requests since that answer's request (may be negative)."""
+        with self._lock:
+            self._prune(self._clock())
+            return self._spendable()
 
     def record(self, headers: Mapping[str, str] | None) -> RateLimitObservation | None:
         """
@@ -152,16 +201,18 @@ class ServerQuota:
         observation = parse_rate_limit(headers)
         if headers is not None:
             with self._lock:
-                self._observe(observation)
+                self._observe(observation, self._last_id)
         return observation
 
     def forget(self) -> None:
         """Forget every observation and claim (tests; a credential's pool changed hands)."""
         with self._lock:
             self._latest = None
+            self._latest_id = self._last_id
             self._pending.clear()
-            self._handed.clear()
             self._largest_remaining = 0
+            self._consumers = 1.0
+            self._refills_early = False
             self._headers_seen = None
             self._pacing = False
             self._tokens = 0.0
@@ -173,10 +224,12 @@ class ServerQuota:
         with self._lock:
             return self._delay(self._clock())[0]
 
-    def try_claim(self) -> tuple[float, QuotaClaim | None]:
+    def try_claim(self, *, taken: bool = True) -> tuple[float, QuotaClaim | None]:
         """
         Claim the next request if it may go now.
 
+        :param taken: Whether the caller sends the request itself (``False``: the claim is carried to the
+            request that will :meth:`QuotaClaim.take` it; untaken, it stops counting after a few seconds).
         :return: ``(0.0, claim)``, or ``(seconds to wait, None)``: wait (at most :data:`RECHECK` at a time, as
             an answer may bring better news) and ask again.
         """
@@ -186,13 +239,13 @@ class ServerQuota:
             if wait > 0:
                 self._note_pacing(now)
                 return wait, None
-            return 0.0, self._claim(now, tokens)
+            return 0.0, self._claim(now, tokens, taken)
 
     def claim(self) -> QuotaClaim:
         """Claim a request whatever the quota says (a caller that has waited long enough)."""
         with self._lock:
             now = self._clock()
-            return self._claim(now, self._delay(now)[1])
+            return self._claim(now, self._delay(now)[1], True)
 
     def wait(self, max_wait: float | None = None, sleep: Callable[[float], Any] = time.sleep) -> QuotaClaim:
         """
@@ -214,74 +267,93 @@ class ServerQuota:
                 wait = min(wait, left)
             sleep(min(wait, RECHECK))
 
-    def hand_over(self, claim: QuotaClaim) -> None:
-        """
-        Leave a claim, already waited for, to the next request of this quota.
-
-        The triggerer's budget waits for the quota on the event loop (``asyncio.sleep``), then the hook runs in a
-        thread: its request takes the claim with :meth:`take_handed_over` instead of waiting (blocking) a second
-        time. Claims are interchangeable: a claim whose request never went is taken by the next one.
-
-        :param claim: A claim of this quota.
-        """
-        with self._lock:
-            self._handed.append(claim)
-
-    def take_handed_over(self) -> QuotaClaim | None:
-        """The oldest claim handed over and not yet taken (nor settled), or ``None``."""
-        with self._lock:
-            while self._handed:
-                claim = self._handed.popleft()
-                if claim._id in self._pending:
-                    return claim
-            return None
-
     # -- internals (lock held) --
+
+    def _reserve(self) -> int:
+        quota = self._latest.quota if self._latest is not None else None
+        return reserve_for(quota, self._largest_remaining)
 
     def _prune(self, now: float) -> None:
         if self._pending:
-            stale = [claim_id for claim_id, at in self._pending.items() if now - at > _PENDING_TTL]
+            stale = [
+                claim_id
+                for claim_id, (at, taken) in self._pending.items()
+                if now - at > (_PENDING_TTL if taken else _UNTAKEN_TTL)
+            ]
             for claim_id in stale:
                 del self._pending[claim_id]
 
-    def _expire(self, now: float) -> None:
-        if self._latest is not None and now >= self._reset_at:
-            self._latest = None
-            self._pacing = False  # the window has reset: a new episode logs again
+    def _sent_since_latest(self) -> int:
+        """This process's requests the latest answer may not have counted: every later claim, and earlier ones
+        still in flight (they may reach the server after the answered one)."""
+        later = self._last_id - self._latest_id
+        earlier = sum(1 for claim_id in self._pending if claim_id < self._latest_id)
+        return later + earlier
 
-    def _quota_estimate(self, observation: RateLimitObservation) -> int:
-        return observation.quota if observation.quota is not None else max(self._largest_remaining, 1)
+    def _share(self) -> float:
+        """What this process divides the pool by: the estimated consumers, damped (:data:`SHARE_EXPONENT`)."""
+        return float(self._consumers**SHARE_EXPONENT)
+
+    def _others(self) -> int:
+        """What the other consumers may spend before this process's next answer: as many requests each as this
+        process has in flight (at least one)."""
+        return max(0, round(self._share()) - 1) * max(1, len(self._pending))
+
+    def _spendable(self) -> int:
+        observation = self._latest
+        if observation is None:
+            return 0
+        return observation.remaining - self._reserve() - self._sent_since_latest()
 
     def _delay(self, now: float) -> tuple[float, float]:
         """``(seconds to wait, burst tokens available now)``."""
         self._prune(now)
-        self._expire(now)
         observation = self._latest
         if observation is None:
             if self._headers_seen is not False and self._pending:  # one request finds out first
-                patience = min(self._pending.values()) + PROBE_PATIENCE - now
+                patience = min(at for at, _ in self._pending.values()) + PROBE_PATIENCE - now
                 if patience > 0:
                     return min(_PROBE_POLL, patience), 0.0
             return 0.0, 0.0
-        left = self._reset_at - now
-        above_reserve = observation.remaining - reserve_for(observation.quota, self._largest_remaining)
-        if above_reserve <= 0:
-            return left, 0.0  # at the reserve: wait for the reset
-        available = above_reserve - len(self._pending)
-        if available <= 0:
-            return min(left, _PROBE_POLL * 2), 0.0  # the rest is in flight: its answers tell more
-        spacing = left / available
-        capacity = min(MAX_BURST, max(1.0, available / 10))
-        tokens = min(capacity, self._tokens + (now - self._tokens_at) / spacing)
-        return (0.0 if tokens >= 1 else (1 - tokens) * spacing), tokens
+        # what may go before the next answer: r above the reserve, less this process's requests since and one
+        # request of each other consumer (they may be sending at this very moment)
+        available = self._spendable() - self._others()
+        window = observation.window or observation.reset
+        every = max(window / self._reserve(), 1.0)
+        if not self._refills_early:  # no answer has shown quota back before t: wait for t (a fixed window)
+            every = max(every, observation.reset)
+        every = min(self.max_wait, every)
+        if available < 1:
+            # at or under the reserve: one probe per max(t, window / reserve), then the answer says more
+            since = max(self._last_claim_at, observation.observed_at)
+            if self._pending:
+                since = max(since, now)  # a request is in flight (the probe, or one sent before the answer)
+            return max(0.0, since + every - now), 0.0
+        spread = horizon(max(0.0, self._reset_at - now), observation.window)
+        share = self._share()
+        spacing = min(every, spread * share / available)  # above the reserve, never slower than a probe
+        capacity = min(MAX_BURST, max(1.0, available / 10)) / share
+        tokens = min(max(1.0, capacity), self._tokens + (now - self._last_claim_at) / spacing)
+        return (0.0 if tokens >= 1 - 1e-9 else (1 - tokens) * spacing), tokens
 
-    def _claim(self, now: float, tokens: float) -> QuotaClaim:
-        self._tokens = tokens - 1 if self._latest is not None else 0.0
-        self._tokens_at = now
+    def _claim(self, now: float, tokens: float, taken: bool) -> QuotaClaim:
+        self._tokens = max(0.0, tokens - 1) if self._latest is not None else 0.0
+        self._last_claim_at = now
         claim_id = next(self._ids)
-        self._pending[claim_id] = now
+        self._last_id = claim_id
+        self._pending[claim_id] = (now, taken)
         self.claims += 1
-        return QuotaClaim(self, claim_id)
+        return QuotaClaim(self, claim_id, taken=taken)
+
+    def _take(self, claim: QuotaClaim) -> bool:
+        with self._lock:
+            if claim._taken:
+                return False
+            claim._taken = True
+            entry = self._pending.get(claim._id)
+            if entry is not None:
+                self._pending[claim._id] = (entry[0], True)
+            return True
 
     def _note_pacing(self, now: float) -> None:
         observation = self._latest
@@ -292,21 +364,47 @@ class ServerQuota:
         self._pacing = True
         self.episodes += 1
         log.info(
-            "Cloudflare reports %d requests left for %.0f s; pacing requests of credential %s (keeping %d in "
-            "reserve for the pool's other users: dashboard, other workers and tools)",
+            "Cloudflare reports %d requests left (more in %.0f s, how many unknown); pacing requests of "
+            "credential %s (keeping %d in reserve for the pool's other users: dashboard, other workers and tools)",
             observation.remaining,
             max(0.0, self._reset_at - now),
             self.label,
-            reserve_for(observation.quota, self._largest_remaining),
+            self._reserve(),
         )
 
-    def _observe(self, observation: RateLimitObservation | None) -> None:
+    def _quota_estimate(self, observation: RateLimitObservation) -> int:
+        return observation.quota if observation.quota is not None else max(self._largest_remaining, 1)
+
+    def _estimate_consumers(
+        self, previous: RateLimitObservation, previous_id: int, new: RateLimitObservation, new_id: int
+    ) -> None:
+        """Update the estimate of the pool's consumers from two answers: own requests between them, and ``r``."""
+        own = new_id - previous_id
+        if own < 1:
+            return
+        fallen = previous.remaining - new.remaining
+        sample = min(MAX_CONSUMERS, max(1.0, fallen / own))
+        self._consumers += _CONSUMERS_WEIGHT * (sample - self._consumers)
+
+    def _observe(self, observation: RateLimitObservation | None, claim_id: int) -> None:
         now = self._clock()
         if observation is None:
             self._headers_seen = False  # an answer without headers: nothing is known from it
             return
         self._headers_seen = True
-        self._latest = replace(observation, observed_at=now)
+        previous, previous_id = self._latest, self._latest_id
+        if previous is not None and claim_id < previous_id:
+            # an older request's answer, come late: it may only bring worse news
+            if observation.remaining >= previous.remaining - (previous_id - claim_id):
+                return
+            claim_id = previous_id
+        observation = replace(observation, observed_at=now)
+        if previous is not None and previous.quota == observation.quota:
+            self._estimate_consumers(previous, previous_id, observation, claim_id)
+            if observation.remaining > previous.remaining and now < self._reset_at - 1.0:
+                self._refills_early = True  # ``t`` is rounded up: 1 s of margin before calling it early
+        self._latest = observation
+        self._latest_id = claim_id
         self._reset_at = now + min(observation.reset, self.max_wait)
         self._largest_remaining = max(self._largest_remaining, observation.remaining)
         self.observations += 1
@@ -320,7 +418,7 @@ class ServerQuota:
             if self._pending.pop(claim_id, None) is None:
                 return None  # settled before (or forgotten)
             if headers is not None:
-                self._observe(observation)
+                self._observe(observation, claim_id)
         return observation
 
 

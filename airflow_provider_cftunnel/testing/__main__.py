@@ -1,7 +1,8 @@
 """Command line: serve the local Cloudflare simulator until SIGTERM or SIGINT.
 
 ``python -m airflow_provider_cftunnel.testing [--host 127.0.0.1] [--port 8787] [--scenario FILE]
-[--fleet PREFIX:COUNT ...] [--print-scenario] [--ready-file PATH]``
+[--fleet PREFIX:COUNT ...] [--rate-limit REQUESTS/PERIOD] [--rate-limit-window sliding|fixed]
+[--rate-limit-reset more|full] [--print-scenario] [--ready-file PATH]``
 """
 
 from __future__ import annotations
@@ -35,6 +36,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PREFIX:COUNT",
         help="add COUNT healthy tunnels named PREFIX0001... to the first account (repeatable; the scenario key "
         "'fleets' also sets statuses)",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        metavar="REQUESTS/PERIOD",
+        help="emulate Cloudflare's limit per user, e.g. 1200/300 (overrides the scenario's rate_limit numbers)",
+    )
+    parser.add_argument(
+        "--rate-limit-window",
+        choices=("sliding", "fixed"),
+        help="how the emulated limit counts: the last PERIOD seconds (sliding, default) or fixed windows",
+    )
+    parser.add_argument(
+        "--rate-limit-reset",
+        choices=("more", "full"),
+        help="what a sliding window's Ratelimit t counts to: until more quota (default) or the whole quota",
     )
     parser.add_argument("--print-scenario", action="store_true", help="print the effective scenario as JSON and exit")
     parser.add_argument(
@@ -79,11 +95,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not colon or not count.isdigit():
             parser.error(f"--fleet takes PREFIX:COUNT, e.g. prod-web-:1000, got {value!r}")
         fleets.append({"prefix": prefix, "count": int(count)})
+    rate_limit: dict[str, object] = {}
+    if args.rate_limit is not None:
+        count, slash, period = args.rate_limit.partition("/")
+        try:
+            rate_limit.update(requests=int(count), period=float(period) if slash else 300.0)
+        except ValueError:
+            parser.error(f"--rate-limit takes REQUESTS/PERIOD, e.g. 1200/300, got {args.rate_limit!r}")
+    for key, value in (("window", args.rate_limit_window), ("reset", args.rate_limit_reset)):
+        if value is not None:
+            rate_limit[key] = value
     try:
         scenario = args.scenario
-        if fleets:
+        if fleets or rate_limit:
             scenario = load_scenario(args.scenario)
+        if fleets:
             scenario["fleets"] = fleets
+        if rate_limit:
+            if args.rate_limit is None and scenario.get("rate_limit") is None:
+                parser.error("--rate-limit-window and --rate-limit-reset need --rate-limit (or a scenario rate_limit)")
+            scenario["rate_limit"] = {**(scenario.get("rate_limit") or {}), **rate_limit}
         sim = CloudflareSimulator(scenario, host=args.host, port=args.port)
     except (OSError, ScenarioError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -147,6 +147,8 @@ def _set_rate_limit(sim: CloudflareSimulator, body: bytes) -> Any:
         period,
         headers=data.get("headers", "ietf"),
         dashboard_rate=data.get("dashboard_rate", 0.0),
+        window=data.get("window", "sliding"),
+        reset=data.get("reset", "more"),
     )
     return sim.rate_limit or {"requests": None, "period": period}
 

@@ -675,9 +675,10 @@ def normalize_token(raw: Any, where: str, default_account_id: str | None) -> dic
 
 def _normalize_rate_limit(raw: dict[str, Any]) -> dict[str, Any]:
     """The ``rate_limit`` object: ``requests`` per ``period`` s per user, plus, when not the default, how
-    answers describe it (``headers``: ``ietf``, ``legacy`` or ``none``) and another consumer's spending
-    (``dashboard_rate``, requests per second)."""
-    _check_keys(raw, frozenset({"requests", "period", "headers", "dashboard_rate"}), "rate_limit")
+    answers describe it (``headers``: ``ietf``, ``legacy`` or ``none``), another consumer's spending
+    (``dashboard_rate``, requests per second), how requests are counted (``window``: ``sliding`` or ``fixed``)
+    and what a sliding window's ``t`` counts to (``reset``: ``more`` or ``full``)."""
+    _check_keys(raw, frozenset({"requests", "period", "headers", "dashboard_rate", "window", "reset"}), "rate_limit")
     rate_limit: dict[str, Any] = {
         "requests": _count(raw.get("requests", 1200), "rate_limit.requests", minimum=1),
         "period": _number(raw.get("period", 300), "rate_limit.period", minimum=0.001),
@@ -690,6 +691,16 @@ def _normalize_rate_limit(raw: dict[str, Any]) -> dict[str, Any]:
     dashboard_rate = _number(raw.get("dashboard_rate", 0), "rate_limit.dashboard_rate")
     if dashboard_rate:
         rate_limit["dashboard_rate"] = dashboard_rate
+    window = raw.get("window", "sliding")
+    if window not in ("sliding", "fixed"):
+        raise ScenarioError(f"rate_limit.window must be 'sliding' or 'fixed', got {window!r}")
+    if window != "sliding":
+        rate_limit["window"] = window
+    reset = raw.get("reset", "more")
+    if reset not in ("more", "full"):
+        raise ScenarioError(f"rate_limit.reset must be 'more' or 'full', got {reset!r}")
+    if reset != "more":
+        rate_limit["reset"] = reset
     return rate_limit
 
 

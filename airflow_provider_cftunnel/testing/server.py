@@ -21,12 +21,13 @@ from functools import partial
 from types import TracebackType
 from typing import Any
 
-from airflow_provider_cftunnel.testing.api import CloudflareApi, RateLimiter
+from airflow_provider_cftunnel.testing.api import CloudflareApi
 from airflow_provider_cftunnel.testing.cloudflared import READY_PREFIX, ReadyServer
 from airflow_provider_cftunnel.testing.connection import AirflowConnectionMixin
 from airflow_provider_cftunnel.testing.control import dispatch
 from airflow_provider_cftunnel.testing.faults import Fault, FaultSet
 from airflow_provider_cftunnel.testing.http import Backend, SimulatorHTTPServer
+from airflow_provider_cftunnel.testing.rate_limit import RateLimiter
 from airflow_provider_cftunnel.testing.request_log import Headers, RequestLog, RequestRecord
 from airflow_provider_cftunnel.testing.scenario import load_scenario, normalize_ready
 from airflow_provider_cftunnel.testing.state import SimulatorState, format_timestamp
@@ -81,6 +82,8 @@ class CloudflareSimulator(AirflowConnectionMixin):
                 limit["period"],
                 headers=limit.get("headers", "ietf"),
                 dashboard_rate=limit.get("dashboard_rate", 0.0),
+                window=limit.get("window", "sliding"),
+                reset=limit.get("reset", "more"),
             )
         self._api = CloudflareApi(self._state, self.elapsed, lambda: self._wall_epoch, self._rate_limiter)
         self._log = RequestLog(max_logged_requests)
@@ -621,6 +624,8 @@ class CloudflareSimulator(AirflowConnectionMixin):
         *,
         headers: str = "ietf",
         dashboard_rate: float = 0.0,
+        window: str = "sliding",
+        reset: str = "more",
     ) -> None:
         """Emulate Cloudflare's rate limit: ``requests`` per ``period`` seconds per user, shared by all of the
         user's tokens and keys (by default every credential of the scenario belongs to its one user); going
@@ -634,9 +639,19 @@ class CloudflareSimulator(AirflowConnectionMixin):
             ``-Reset``) or ``"none"`` (stripped, as by a proxy).
         :param dashboard_rate: another consumer of the scenario user's pool (a person in the dashboard, another
             tool), in requests per second, starting now; it does not back off.
+        :param window: ``"sliding"`` (the last ``period`` seconds) or ``"fixed"`` (consecutive windows from now).
+        :param reset: what a sliding window's ``t`` counts to: ``"more"`` (until one more request is allowed,
+            draft-ietf-httpapi-ratelimit-headers-10; the default, the hardest for a client) or ``"full"`` (until
+            the whole quota is back if nothing more comes).
         """
         self._rate_limiter.configure(
-            requests, period, headers=headers, dashboard_rate=dashboard_rate, now=self.elapsed()
+            requests,
+            period,
+            headers=headers,
+            dashboard_rate=dashboard_rate,
+            window=window,
+            reset=reset,
+            now=self.elapsed(),
         )
 
     @property
@@ -666,16 +681,9 @@ class CloudflareSimulator(AirflowConnectionMixin):
     @property
     def rate_limit(self) -> dict[str, Any] | None:
         """The emulated limit's settings as a scenario's ``rate_limit`` holds them (``{"requests", "period"}``,
-        plus ``headers`` and ``dashboard_rate`` when not the default), or ``None`` when it is off."""
-        rate = self._rate_limiter
-        if rate.requests is None:
-            return None
-        spec: dict[str, Any] = {"requests": rate.requests, "period": rate.period}
-        if rate.headers != "ietf":
-            spec["headers"] = rate.headers
-        if rate.dashboard_rate:
-            spec["dashboard_rate"] = rate.dashboard_rate
-        return spec
+        plus ``headers``, ``dashboard_rate``, ``window`` and ``reset`` when not the default), or ``None`` when it
+        is off."""
+        return self._rate_limiter.settings()
 
     # ---- request log ----------------------------------------------------------------------------------
 

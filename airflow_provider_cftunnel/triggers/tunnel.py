@@ -16,7 +16,9 @@ So triggers do not poll on their own:
 * That budget is only the ceiling: the limit is really per Cloudflare *user*, shared with other triggerers,
   workers and the dashboard, which no process can count. So the budget also waits for what the credential's
   :class:`~airflow_provider_cftunnel.ratelimit.ServerQuota` says, from the ``Ratelimit`` headers of every
-  answer: all pollers of a credential in a process, and all processes, pace on the server's own count.
+  answer: all pollers of a credential in a process, and all processes, pace on the server's own count. The
+  budget and the rule live in :mod:`airflow_provider_cftunnel.ratelimit` (one pacing path for hook and
+  triggers).
 
 The HTTP call itself is the hook's, run with ``asyncio.to_thread`` so the loop is never blocked, with no
 retries inside (the poller's own backoff, which honours ``Retry-After``, replaces them).
@@ -26,10 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import time
 import weakref
-from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -40,112 +40,28 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_cftunnel.exceptions import (
     CloudflareAPIError,
     CloudflareConfigError,
-    CloudflareRateLimitError,
     error_to_event,
     means_not_ready,
 )
 from airflow_provider_cftunnel.hooks import check_hook_params, hook_for_triggerer
 from airflow_provider_cftunnel.models import TunnelConnector, validate_account_id, validate_uuid
-from airflow_provider_cftunnel.ratelimit import RECHECK, ServerQuota, credential_fingerprint, quota_for
+from airflow_provider_cftunnel.ratelimit import (
+    BUDGET_SHARE,
+    MAX_BACKOFF,
+    RequestBudget,
+    credential_fingerprint,
+    poll_delay,
+    quota_for,
+)
 from airflow_provider_cftunnel.readiness import GateVerdict, ReadinessClock, ReadinessRule, evaluate
 from airflow_provider_cftunnel.ready import ReadyAnswer, check_ready_url, read_ready_shared
 
 if TYPE_CHECKING:
     from airflow_provider_cftunnel.hooks.cloudflare import CloudflareCredentials, CloudflareHook
 
-__all__ = ["CloudflareTunnelConnectorTrigger", "RequestBudget", "TunnelPoller", "poll_delay"]
-
-#: Longest wait between two polls of a tunnel after repeated transient errors, in seconds.
-MAX_BACKOFF = 300.0
-#: Requests one credential may send back to back before the budget spaces them out.
-BUDGET_BURST = 10
-#: The share of a token's rate limit one triggerer process spends (headroom for jitter and other users).
-BUDGET_SHARE = 0.9
-
-
-class RequestBudget:
-    """
-    Spaces one credential's requests so that no window of ``period`` seconds holds more than ``requests``, and
-    no faster than Cloudflare's shared pool allows.
-
-    A generic cell rate algorithm: up to ``burst`` requests may go at once, then one every
-    ``period / (requests - burst)`` seconds. Callers reserve a slot in order and sleep until it comes; before a
-    request goes, the real send times of the last ``period`` seconds are checked (a sliding window), so a stalled
-    event loop cannot push more than ``requests`` into one window. That is the ceiling. Below it, the
-    credential's :class:`~airflow_provider_cftunnel.ratelimit.ServerQuota` (what Cloudflare's rate-limit
-    headers said of the pool every token, worker, triggerer and dashboard of the user shares) may ask for more
-    waiting, never less.
-
-    :param requests: Requests allowed per period (Cloudflare: 1,200).
-    :param period: The window, in seconds (Cloudflare: 300).
-    :param burst: Requests allowed back to back.
-    :param quota: The credential's view of the shared pool, or ``None`` to pace on the ceiling alone.
-    """
-
-    def __init__(
-        self, requests: int, period: float, burst: int = BUDGET_BURST, quota: ServerQuota | None = None
-    ) -> None:
-        if requests < 1 or period <= 0:
-            raise ValueError("a request budget needs requests >= 1 and period > 0")
-        self.requests = requests
-        self.period = period
-        self.burst = max(1, min(burst, requests // 2))
-        self.spacing = period / max(1, requests - self.burst)
-        self.quota = quota
-        self._tolerance = self.spacing * (self.burst - 1)
-        self._next = 0.0
-        self._sent: deque[float] = deque()
-        self._turn: asyncio.Lock | None = None
-        self.granted = 0
-        self.waited = 0.0
-        #: Seconds of :attr:`waited` spent waiting for the shared pool (the rate-limit headers).
-        self.quota_waited = 0.0
-
-    def reserve(self) -> float:
-        """Reserve the next slot; return how many seconds to wait for it (0 when it is now)."""
-        now = time.monotonic()
-        arrival = max(self._next, now)
-        self._next = arrival + self.spacing
-        self.granted += 1
-        return max(0.0, arrival - self._tolerance - now)
-
-    async def acquire(self) -> None:
-        """
-        Wait for this credential's next slot, then until the last ``period`` seconds really hold fewer than
-        ``requests`` sends and the shared pool's quota lets a request go: slots spread the requests out; the check
-        of real send times holds the limit even when the event loop stalled and overdue slots come due together;
-        the quota keeps the whole deployment under Cloudflare's limit. Every wait is an ``asyncio.sleep``.
-
-        The quota's claim is handed over to the credential's next request, so the hook (in its thread) does not
-        wait a second time.
-        """
-        delay = self.reserve()
-        if delay > 0:
-            self.waited += delay
-            await asyncio.sleep(delay)
-        if self._turn is None:
-            self._turn = asyncio.Lock()
-        async with self._turn:  # first come, first served: no poller starves while the others win every race
-            while True:
-                now = time.monotonic()
-                while self._sent and self._sent[0] <= now - self.period:
-                    self._sent.popleft()
-                if len(self._sent) >= self.requests:
-                    wait = self._sent[0] + self.period - now
-                    self.waited += wait
-                    await asyncio.sleep(wait)
-                    continue
-                if self.quota is not None:
-                    wait, claim = self.quota.try_claim()
-                    if claim is None:
-                        wait = min(wait, RECHECK)  # a newer answer may bring better news
-                        self.waited += wait
-                        self.quota_waited += wait
-                        await asyncio.sleep(wait)
-                        continue
-                    self.quota.hand_over(claim)
-                self._sent.append(now)  # no await since the checks: both hold for this very request
-                return
+#: ``RequestBudget``, ``poll_delay`` and ``MAX_BACKOFF`` live in :mod:`airflow_provider_cftunnel.ratelimit` (the one
+#: pacing path); they stay importable from here.
+__all__ = ["MAX_BACKOFF", "CloudflareTunnelConnectorTrigger", "RequestBudget", "TunnelPoller", "poll_delay"]
 
 
 @dataclass
@@ -286,25 +202,6 @@ class TunnelPoller:
     def _delay(self, outcome: PollOutcome) -> float:
         """Seconds until the next poll: the shortest interval asked, longer after transient errors."""
         return poll_delay(min(self.intervals), self._failures, outcome.error)
-
-
-def poll_delay(interval: float, failures: int, error: CloudflareAPIError | None) -> float:
-    """
-    Seconds until the next poll of a poller that polls every ``interval`` seconds: after ``failures`` transient
-    errors in a row, a jittered exponential backoff (at most :data:`MAX_BACKOFF`), and never sooner than a 429's
-    ``Retry-After``. The connector triggers' pollers and the health trigger both wait this long.
-
-    :param interval: The poll interval, in seconds.
-    :param failures: Transient errors in a row (0: the last poll worked).
-    :param error: The last poll's error, if any.
-    """
-    delay = interval
-    if failures:
-        backoff = min(MAX_BACKOFF, interval * 2 ** min(failures, 16))
-        delay = max(interval, backoff * (0.5 + random.random() / 2))
-    if isinstance(error, CloudflareRateLimitError) and error.retry_after:
-        delay = max(delay, error.retry_after)
-    return delay
 
 
 #: Deprecated alias of :func:`~airflow_provider_cftunnel.hooks.hook_for_triggerer` (removed once no caller is left).

@@ -80,6 +80,33 @@ def test_print_scenario_of_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert printed["rate_limit"] == {"requests": 5, "period": 10.0}
 
 
+def test_rate_limit_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def printed(*args: str) -> object:  # in a process: the scenario printed holds its fake tokens
+        command = [sys.executable, "-m", "airflow_provider_cftunnel.testing", *args, "--print-scenario"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+        return json.loads(done.stdout)["rate_limit"]
+
+    assert printed("--rate-limit", "30/10", "--rate-limit-window", "fixed") == {
+        "requests": 30,
+        "period": 10.0,
+        "window": "fixed",
+    }
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"rate_limit": {"requests": 5, "period": 10, "dashboard_rate": 0.1}}))
+    assert printed("--scenario", str(path), "--rate-limit-reset", "full") == {
+        "requests": 5,
+        "period": 10.0,
+        "dashboard_rate": 0.1,
+        "reset": "full",
+    }
+    with pytest.raises(SystemExit):
+        main(["--rate-limit-window", "fixed", "--print-scenario"])  # no limit to shape
+    assert "need --rate-limit" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--rate-limit", "many", "--print-scenario"])
+    assert "REQUESTS/PERIOD" in capsys.readouterr().err
+
+
 def test_invalid_scenario_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "bad.json"
     path.write_text(json.dumps({"replicas": 99}))

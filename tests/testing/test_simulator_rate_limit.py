@@ -143,7 +143,7 @@ def test_injected_faults_come_before_the_limit(sim: CloudflareSimulator, client:
 
 
 def test_every_answer_describes_the_pool(sim: CloudflareSimulator, client: Client, clock: FakeClock) -> None:
-    sim.set_rate_limit(3, period=10)
+    sim.set_rate_limit(3, period=10, reset="full")
     first = client.get(client.connector_path())
     assert first.headers["Ratelimit"] == '"default";r=2;t=10'
     assert first.headers["Ratelimit-Policy"] == '"default";q=3;w=10'
@@ -166,8 +166,8 @@ def test_every_answer_describes_the_pool(sim: CloudflareSimulator, client: Clien
 def test_reset_is_when_the_pool_would_be_whole_again(
     sim: CloudflareSimulator, client: Client, clock: FakeClock
 ) -> None:
-    """A sliding window: ``t`` counts to the moment the newest counted request leaves it."""
-    sim.set_rate_limit(5, period=10)
+    """A sliding window with ``reset="full"``: ``t`` counts to the moment the newest counted request leaves it."""
+    sim.set_rate_limit(5, period=10, reset="full")
     client.get(client.tunnel_path())
     clock.advance(6)
     assert client.get(client.tunnel_path()).headers["Ratelimit"] == '"default";r=3;t=10'
@@ -178,6 +178,33 @@ def test_reset_is_when_the_pool_would_be_whole_again(
         "reset": 10.0,
         "locked": False,
     }
+
+
+def test_reset_is_when_more_quota_comes_by_default(sim: CloudflareSimulator, client: Client, clock: FakeClock) -> None:
+    """The default (draft -10): a sliding window whose ``t`` counts to the moment the oldest request leaves it."""
+    sim.set_rate_limit(5, period=10)
+    assert sim.scenario["rate_limit"] == {"requests": 5, "period": 10.0}
+    client.get(client.tunnel_path())
+    clock.advance(6)
+    assert client.get(client.tunnel_path()).headers["Ratelimit"] == '"default";r=3;t=4', "one more in 4 s"
+    clock.advance(4.5)  # the first request left the window; the second leaves it in 5.5 s
+    assert client.get(client.tunnel_path()).headers["Ratelimit"] == '"default";r=3;t=6'
+
+
+def test_fixed_windows(sim: CloudflareSimulator, client: Client, clock: FakeClock) -> None:
+    """A fixed window: every count starts empty at the window's start; ``t`` is the time to its end."""
+    sim.set_rate_limit(3, period=10, window="fixed", reset="full")
+    assert sim.scenario["rate_limit"] == {"requests": 3, "period": 10.0, "window": "fixed", "reset": "full"}
+    clock.advance(7)
+    assert client.get(client.tunnel_path()).headers["Ratelimit"] == '"default";r=2;t=3'
+    clock.advance(2)
+    assert client.get(client.tunnel_path()).headers["Ratelimit"] == '"default";r=1;t=1'
+    clock.advance(1.5)  # a new window: the two requests of the last one no longer count
+    assert client.get(client.tunnel_path()).headers["Ratelimit"] == '"default";r=2;t=10'  # 9.5 s, rounded up
+    with pytest.raises(ValueError, match="window"):
+        sim.set_rate_limit(3, window="leaky")
+    with pytest.raises(ValueError, match="reset"):
+        sim.set_rate_limit(3, reset="some")
 
 
 def test_legacy_and_stripped_headers(sim: CloudflareSimulator, client: Client) -> None:
@@ -213,8 +240,8 @@ def test_another_consumer_spends_from_the_pool(sim: CloudflareSimulator, client:
 
 
 def test_a_dashboard_spends_at_its_rate(sim: CloudflareSimulator, client: Client, clock: FakeClock) -> None:
-    sim.set_rate_limit(10, period=10, dashboard_rate=0.5)
-    assert sim.scenario["rate_limit"] == {"requests": 10, "period": 10.0, "dashboard_rate": 0.5}
+    sim.set_rate_limit(10, period=10, dashboard_rate=0.5, reset="full")
+    assert sim.scenario["rate_limit"] == {"requests": 10, "period": 10.0, "dashboard_rate": 0.5, "reset": "full"}
     clock.advance(8)  # 4 dashboard requests, at 2, 4, 6 and 8 s
     assert client.get(client.tunnel_path()).headers["Ratelimit"] == '"default";r=5;t=10'
     clock.advance(5)  # at 13 s: the one at 2 s left the window, two more came at 10 and 12 s
@@ -242,10 +269,20 @@ def test_control_routes(sim: CloudflareSimulator, client: Client, clock: FakeClo
         "headers": "legacy",
         "dashboard_rate": 0.1,
     }
+    assert control("POST", "/rate-limit", {"requests": 5, "period": 10, "window": "fixed"})["window"] == "fixed"
+    assert control(
+        "POST", "/rate-limit", {"requests": 5, "period": 10, "headers": "legacy", "dashboard_rate": 0.1}
+    ) == {
+        "requests": 5,
+        "period": 10.0,
+        "headers": "legacy",
+        "dashboard_rate": 0.1,
+    }
     assert control("POST", "/rate-limit/spend", {"count": 2}) == {"accepted": 2}
     assert client.get(client.tunnel_path()).headers["X-RateLimit-Remaining"] == "2"
     status = control("GET", "/rate-limit")
     assert (status["requests"], status["spent"], status["limited"]) == (5, 2, 0)
+    assert (status["window"], status["reset"]) == ("sliding", "more")
     assert control("POST", "/rate-limit/reset")["spent"] == 0
     assert client.get(client.tunnel_path()).headers["X-RateLimit-Remaining"] == "4"
     bad = client.session.request("POST", sim.control_url + "/rate-limit", json={"requests": 5, "headers": 1}, timeout=5)
