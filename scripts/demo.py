@@ -86,15 +86,7 @@ def stop_group(process: subprocess.Popen[Any] | None, name: str) -> None:
 def run_dag(cli: AirflowCLI, dag_id: str, log_name: str, show: tuple[str, ...]) -> tuple[int, str]:
     """Run ``airflow dags test DAG_ID`` in its own process group, echoing the lines that hold a ``show`` marker."""
     log_path = LOGS / log_name
-    process = subprocess.Popen(
-        [cli.airflow, "dags", "test", dag_id],
-        env=cli.env(),
-        cwd=cli.home,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    process = cli.popen("dags", "test", dag_id, new_session=True)
     lines: list[str] = []
     shown: set[str] = set()
     try:
