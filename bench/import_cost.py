@@ -79,6 +79,7 @@ def parse_importtime(stderr: str) -> tuple[float, list[tuple[str, float, float]]
 
 
 def sample(name: str) -> dict[str, Any]:
+    """Import one target in a fresh interpreter; return its wall time, module count and ``-X importtime`` rows."""
     statement = TARGETS[name][0]
     code = PROBE.format(preload=PRELOAD, target=statement)
     done = subprocess.run(
@@ -97,6 +98,7 @@ def sample(name: str) -> dict[str, Any]:
 
 
 def run(runs: int = 21) -> dict[str, Any]:
+    """Sample every target ``runs`` times, the order rotating; return the medians and ratios by target."""
     names = list(TARGETS)
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for i in range(runs):
@@ -242,6 +244,7 @@ def explain(imp: dict[str, Any], key: str) -> list[str]:
 
 
 def main() -> None:
+    """Run the import-cost benchmark from the command line and print each target's median."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=21)
     args = parser.parse_args()

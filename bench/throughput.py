@@ -37,6 +37,7 @@ CLIENTS = {
 
 
 def build_clients(info: dict[str, Any], connection: str) -> dict[str, Callable[[], Any]]:
+    """Build the four clients of one connector, by name, each a call that fetches it once."""
     os.environ.update(loopback_env({"AIRFLOW_CONN_CLOUDFLARE_DEFAULT": connection}))
     import requests
     from cloudflare import Cloudflare
@@ -319,6 +320,7 @@ def explain(tp: dict[str, Any], key: str) -> list[str]:
 
 
 def main() -> None:
+    """Run the throughput benchmark from the command line and print each client's rate."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="per client, in total")
     parser.add_argument("--slice", type=float, default=0.25)
