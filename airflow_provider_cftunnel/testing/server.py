@@ -29,7 +29,8 @@ from airflow_provider_cftunnel.testing.faults import Fault, FaultSet
 from airflow_provider_cftunnel.testing.http import Backend, SimulatorHTTPServer
 from airflow_provider_cftunnel.testing.rate_limit import RateLimiter
 from airflow_provider_cftunnel.testing.request_log import Headers, RequestLog, RequestRecord
-from airflow_provider_cftunnel.testing.scenario import load_scenario, normalize_ready
+from airflow_provider_cftunnel.testing.scenario import load_scenario
+from airflow_provider_cftunnel.testing.scenario_tunnels import normalize_ready
 from airflow_provider_cftunnel.testing.state import SimulatorState, format_timestamp
 from airflow_provider_cftunnel.testing.wire import API_PREFIX, CONTROL_PREFIX, Response
 
@@ -227,7 +228,7 @@ class CloudflareSimulator(AirflowConnectionMixin):
         :param name: its name.
         :returns: the account id.
         """
-        from airflow_provider_cftunnel.testing.scenario import derived_hex32
+        from airflow_provider_cftunnel.testing.scenario_values import derived_hex32
         from airflow_provider_cftunnel.testing.wire import ACCOUNT_ID_RE
 
         account_id = account_id or derived_hex32("added-account", len(self._state.accounts), time.time())
@@ -440,7 +441,8 @@ class CloudflareSimulator(AirflowConnectionMixin):
         :returns: the new tunnel ids, in name order.
         :raises ValueError: on a bad argument, or tunnels that exist already (the same fleet twice).
         """
-        from airflow_provider_cftunnel.testing.scenario import ScenarioError, normalize_fleet
+        from airflow_provider_cftunnel.testing.scenario_tunnels import normalize_fleet
+        from airflow_provider_cftunnel.testing.scenario_values import ScenarioError
 
         spec: dict[str, Any] = {
             "prefix": prefix,
