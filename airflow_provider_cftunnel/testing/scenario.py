@@ -285,10 +285,13 @@ def normalize_token(raw: Any, where: str, default_account_id: str | None) -> dic
 
 
 def _normalize_rate_limit(raw: dict[str, Any]) -> dict[str, Any]:
-    """The ``rate_limit`` object: ``requests`` per ``period`` s per user, plus, when not the default, how
-    answers describe it (``headers``: ``ietf``, ``legacy`` or ``none``), another consumer's spending
-    (``dashboard_rate``, requests per second), how requests are counted (``window``: ``sliding`` or ``fixed``)
-    and what a sliding window's ``t`` counts to (``reset``: ``more`` or ``full``)."""
+    """Validate the ``rate_limit`` object and return it with the keys that differ from their defaults.
+
+    It holds ``requests`` per ``period`` s per user, plus, when not the default, how answers describe it
+    (``headers``: ``ietf``, ``legacy`` or ``none``), another consumer's spending (``dashboard_rate``, requests
+    per second), how requests are counted (``window``: ``sliding`` or ``fixed``) and what a sliding window's
+    ``t`` counts to (``reset``: ``more`` or ``full``).
+    """
     check_keys(raw, frozenset({"requests", "period", "headers", "dashboard_rate", "window", "reset"}), "rate_limit")
     rate_limit: dict[str, Any] = {
         "requests": check_count(raw.get("requests", 1200), "rate_limit.requests", minimum=1),
@@ -316,8 +319,11 @@ def _normalize_rate_limit(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rate_limit_user(raw: dict[str, Any], normalized: dict[str, Any], where: str) -> dict[str, Any]:
-    """Keep a credential's optional ``user``: whose rate-limit pool it draws from (default: the scenario's
-    user, so every token and key of a scenario shares one pool, as Cloudflare counts per user)."""
+    """Keep a credential's optional ``user`` in ``normalized`` and return ``normalized``.
+
+    The ``user`` names whose rate-limit pool the credential draws from (default: the scenario's user, so every
+    token and key of a scenario shares one pool, as Cloudflare counts per user).
+    """
     user = raw.get("user")
     if user is not None:
         if not isinstance(user, str) or not user:

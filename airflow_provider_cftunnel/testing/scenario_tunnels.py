@@ -71,6 +71,23 @@ READY_MODES = ("follow", "disagree", "never", "bogus")
 _FLAP_KEYS = frozenset({"up", "down", "cycles"})
 
 
+def _spec_id(raw: Any, keys: frozenset[str], where: str, default_id: str) -> str:
+    """Check that ``raw`` is an object with only ``keys`` and return its ``id`` (a lowercase UUID).
+
+    :param raw: a connector or tunnel spec.
+    :param keys: the keys it may have.
+    :param where: names the spec in error messages.
+    :param default_id: the id when the spec has none.
+    """
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{where} must be an object, got {raw!r}")
+    check_keys(raw, keys, where)
+    spec_id = raw.get("id", default_id)
+    if not isinstance(spec_id, str) or not UUID_RE.match(spec_id):
+        raise ScenarioError(f"{where}.id must be a lowercase UUID, got {spec_id!r}")
+    return spec_id
+
+
 def normalize_timeline(value: Any, where: str) -> list[dict[str, Any]]:
     """Validate a connector timeline and return it with every key filled in.
 
@@ -114,12 +131,7 @@ def normalize_connector(raw: Any, where: str, default_id: str) -> dict[str, Any]
     :param where: names the connector in error messages.
     :param default_id: the id to use when the spec has none.
     """
-    if not isinstance(raw, dict):
-        raise ScenarioError(f"{where} must be an object, got {raw!r}")
-    check_keys(raw, _CONNECTOR_KEYS, where)
-    connector_id = raw.get("id", default_id)
-    if not isinstance(connector_id, str) or not UUID_RE.match(connector_id):
-        raise ScenarioError(f"{where}.id must be a lowercase UUID, got {connector_id!r}")
+    connector_id = _spec_id(raw, _CONNECTOR_KEYS, where, default_id)
     if "timeline" in raw:
         if "up_after" in raw or "connections" in raw:
             raise ScenarioError(f"{where}: give either timeline or up_after/connections, not both")
@@ -215,12 +227,7 @@ def normalize_tunnel(raw: Any, where: str, default_id: str, default_name: str) -
     :param default_id: the id to use when the spec has none.
     :param default_name: the name to use when the spec has none.
     """
-    if not isinstance(raw, dict):
-        raise ScenarioError(f"{where} must be an object, got {raw!r}")
-    check_keys(raw, _TUNNEL_KEYS, where)
-    tunnel_id = raw.get("id", default_id)
-    if not isinstance(tunnel_id, str) or not UUID_RE.match(tunnel_id):
-        raise ScenarioError(f"{where}.id must be a lowercase UUID, got {tunnel_id!r}")
+    tunnel_id = _spec_id(raw, _TUNNEL_KEYS, where, default_id)
     name = raw.get("name", default_name)
     if not isinstance(name, str) or not name:
         raise ScenarioError(f"{where}.name must be a non-empty string, got {name!r}")
