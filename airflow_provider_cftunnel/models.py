@@ -134,6 +134,20 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _fields(data: Mapping[str, Any], strings: Iterable[str], timestamps: Iterable[str] = ()) -> dict[str, Any]:
+    """
+    Read a view's string and timestamp fields from its JSON object, by key.
+
+    :param data: The JSON object.
+    :param strings: The keys read with :func:`as_str`.
+    :param timestamps: The keys read with :func:`parse_timestamp`.
+    """
+    return {
+        **{key: _str(data.get(key)) for key in strings},
+        **{key: parse_timestamp(data.get(key)) for key in timestamps},
+    }
+
+
 @dataclass(frozen=True)
 class TunnelConnection:
     """
@@ -161,14 +175,8 @@ class TunnelConnection:
         :param data: One item of a connector's ``conns`` list.
         """
         return cls(
-            id=_str(data.get("id")),
-            uuid=_str(data.get("uuid")),
-            client_id=_str(data.get("client_id")),
-            client_version=_str(data.get("client_version")),
-            colo_name=_str(data.get("colo_name")),
+            **_fields(data, ("id", "uuid", "client_id", "client_version", "colo_name", "origin_ip"), ("opened_at",)),
             is_pending_reconnect=_bool(data.get("is_pending_reconnect")),
-            opened_at=parse_timestamp(data.get("opened_at")),
-            origin_ip=_str(data.get("origin_ip")),
             raw=dict(data),
         )
 
@@ -210,13 +218,10 @@ class TunnelConnector:
         features = data.get("features")
         config_version = data.get("config_version")
         return cls(
-            id=_str(data.get("id")),
-            arch=_str(data.get("arch")),
+            **_fields(data, ("id", "arch", "version"), ("run_at",)),
             config_version=(
                 config_version if isinstance(config_version, int) and not isinstance(config_version, bool) else None
             ),
-            version=_str(data.get("version")),
-            run_at=parse_timestamp(data.get("run_at")),
             features=[f for f in features if isinstance(f, str)] if isinstance(features, list) else [],
             conns=(
                 [TunnelConnection.from_dict(c) for c in conns if isinstance(c, dict)] if isinstance(conns, list) else []
@@ -263,15 +268,11 @@ class Tunnel:
         :param data: The ``result`` of the tunnel endpoint, or one item of the tunnel list.
         """
         return cls(
-            id=_str(data.get("id")),
-            name=_str(data.get("name")),
-            status=_str(data.get("status")),
-            tun_type=_str(data.get("tun_type")),
-            account_tag=_str(data.get("account_tag")),
-            created_at=parse_timestamp(data.get("created_at")),
-            deleted_at=parse_timestamp(data.get("deleted_at")),
-            conns_active_at=parse_timestamp(data.get("conns_active_at")),
-            conns_inactive_at=parse_timestamp(data.get("conns_inactive_at")),
+            **_fields(
+                data,
+                ("id", "name", "status", "tun_type", "account_tag"),
+                ("created_at", "deleted_at", "conns_active_at", "conns_inactive_at"),
+            ),
             metadata=dict(_mapping(data.get("metadata"))),
             raw=dict(data),
         )

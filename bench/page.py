@@ -40,6 +40,20 @@ def verdict(ok: bool, detail: str = "") -> str:
     return ("**met**" if ok else "**missed**") + (f" ({detail})" if detail else "")
 
 
+def targets(
+    number: str, checks: list[tuple[str, str, str, bool, str]]
+) -> tuple[list[tuple[str, str, str, str]], list[str]]:
+    """
+    Return a benchmark's rows of the page's target table, and the keys of the targets it missed.
+
+    :param number: The benchmark's section number, the rows' first cell.
+    :param checks: One ``(key, claim, figure, ok, shortfall)`` per target: ``shortfall`` is the verdict's
+        detail when the target was missed.
+    """
+    rows = [(number, claim, figure, verdict(ok, "" if ok else shortfall)) for _, claim, figure, ok, shortfall in checks]
+    return rows, [key for key, _, _, ok, _ in checks if not ok]
+
+
 def duration(seconds: float) -> str:
     """Return ``N min SS s``."""
     return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"

@@ -64,6 +64,7 @@ from tests.support.processes import stop_popen_group  # noqa: E402
 
 
 def say(text: str) -> None:
+    """Print a step of the demo as a heading."""
     print(f"\n==> {text}", flush=True)
 
 
@@ -86,15 +87,7 @@ def stop_group(process: subprocess.Popen[Any] | None, name: str) -> None:
 def run_dag(cli: AirflowCLI, dag_id: str, log_name: str, show: tuple[str, ...]) -> tuple[int, str]:
     """Run ``airflow dags test DAG_ID`` in its own process group, echoing the lines that hold a ``show`` marker."""
     log_path = LOGS / log_name
-    process = subprocess.Popen(
-        [cli.airflow, "dags", "test", dag_id],
-        env=cli.env(),
-        cwd=cli.home,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    process = cli.popen("dags", "test", dag_id, new_session=True)
     lines: list[str] = []
     shown: set[str] = set()
     try:
@@ -130,6 +123,7 @@ class LogFollower:
         self.seen: list[str] = []
 
     def poll(self) -> None:
+        """Print the marked lines added to the log since the last poll."""
         if not self.path.exists():
             return
         with self.path.open("rb") as handle:
@@ -157,7 +151,7 @@ def wait_for(what: str, timeout: float, done: Callable[[], Any], tick: Callable[
 
 
 def printed_lines(home: Path, run_id: str) -> list[str]:
-    """What the reacting task printed in one run (its log holds one JSON object per line)."""
+    """Return what the reacting task printed in one run (its log holds one JSON object per line)."""
     lines = []
     for path in sorted((home / "logs").glob(f"dag_id={WATCH_DAG}/run_id={run_id}/task_id={WATCH_TASK}/*.log")):
         for raw in path.read_text(errors="replace").splitlines():
@@ -263,6 +257,7 @@ def watch_health_changes(sim: SimulatorProcess) -> bool:
 
 
 def main() -> int:
+    """Run the demo; return the process exit status."""
     LOGS.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sim = SimulatorProcess(HOME / "scenario.json", log_path=LOGS / "simulator.log")

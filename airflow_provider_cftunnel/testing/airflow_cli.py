@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 __all__ = ["AirflowCLI"]
 
@@ -73,19 +74,31 @@ class AirflowCLI:
         :param timeout: Seconds before the command is killed.
         :param check: Raise :class:`subprocess.CalledProcessError` on a non-zero exit.
         """
-        result = subprocess.run(
-            [self.airflow, *args],
-            env=self.env(),
-            cwd=self.home,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        result: subprocess.CompletedProcess[str] = subprocess.run(**self._command(args), timeout=timeout, check=False)
         if check and result.returncode != 0:
             raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout)
         return result
+
+    def popen(self, *args: str, new_session: bool = False) -> subprocess.Popen[str]:
+        """
+        Start ``airflow ARGS...`` with its output (stdout and stderr together) on a pipe, without waiting.
+
+        :param args: The command's arguments.
+        :param new_session: Start it in a session (and process group) of its own, to stop it with its children.
+        """
+        process: subprocess.Popen[str] = subprocess.Popen(**self._command(args), start_new_session=new_session)
+        return process
+
+    def _command(self, args: tuple[str, ...]) -> dict[str, Any]:
+        """Return the :mod:`subprocess` arguments that run ``airflow ARGS...`` in this home, output captured."""
+        return {
+            "args": [self.airflow, *args],
+            "env": self.env(),
+            "cwd": self.home,
+            "stdout": subprocess.PIPE,
+            "stderr": subprocess.STDOUT,
+            "text": True,
+        }
 
     def dags_test(self, dag_id: str, *extra: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         """

@@ -12,6 +12,8 @@ from airflow_provider_cftunnel.testing.state import Tunnel
 
 ACCOUNT = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 EPOCH = 1_800_000_000.0
+#: One timeline per connector of a tunnel.
+Timelines = list[list[dict[str, Any]]]
 
 entry = st.one_of(
     st.tuples(st.integers(0, 30), st.integers(0, 6), st.integers(0, 6)),
@@ -21,6 +23,7 @@ entry = st.one_of(
 
 @st.composite
 def timelines(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Draw one connector's timeline: entries at rising moments, each live and pending counts or gone."""
     at = 0
     timeline = []
     for step, live, pending in draw(st.lists(entry, min_size=1, max_size=6)):
@@ -29,7 +32,18 @@ def timelines(draw: st.DrawFn) -> list[dict[str, Any]]:
     return timeline
 
 
-def make_tunnel(connector_timelines: list[list[dict[str, Any]]]) -> Tunnel:
+def tunnel_timelines(max_connectors: int) -> st.SearchStrategy[Timelines]:
+    """Draw the timelines of a tunnel's connectors, one to ``max_connectors`` of them."""
+    return st.lists(timelines(), min_size=1, max_size=max_connectors)
+
+
+def moment_lists(min_size: int) -> st.SearchStrategy[list[float]]:
+    """Draw the moments (seconds since the simulator started) at which to look at a tunnel."""
+    return st.lists(st.floats(0, 200, allow_nan=False), min_size=min_size, max_size=8)
+
+
+def make_tunnel(connector_timelines: Timelines) -> Tunnel:
+    """Build the simulator's tunnel whose connectors follow ``connector_timelines``."""
     spec = normalize_tunnel(
         {"connectors": [{"timeline": t} for t in connector_timelines]},
         "tunnel",
@@ -40,6 +54,7 @@ def make_tunnel(connector_timelines: list[list[dict[str, Any]]]) -> Tunnel:
 
 
 def oracle_counts(timeline: list[dict[str, Any]], now: float) -> tuple[bool, int, int]:
+    """Return whether the connector exists at ``now``, and its live and pending connections then."""
     past = [e for e in timeline if e["at"] <= now]
     if not past or past[-1].get("gone"):
         return False, 0, 0
@@ -47,11 +62,9 @@ def oracle_counts(timeline: list[dict[str, Any]], now: float) -> tuple[bool, int
 
 
 @settings(max_examples=150, deadline=None)
-@given(
-    connector_timelines=st.lists(timelines(), min_size=1, max_size=3),
-    moments=st.lists(st.floats(0, 200, allow_nan=False), min_size=1, max_size=8),
-)
-def test_rendering_matches_the_oracle(connector_timelines: list[list[dict[str, Any]]], moments: list[float]) -> None:
+@given(connector_timelines=tunnel_timelines(3), moments=moment_lists(1))
+def test_rendering_matches_the_oracle(connector_timelines: Timelines, moments: list[float]) -> None:
+    """Render connectors, connections and tunnel health at each moment exactly as the oracle says."""
     tunnel = make_tunnel(connector_timelines)
     for now in moments:
         clients = {c["id"]: c for c in tunnel.clients(now, EPOCH)}
@@ -93,11 +106,9 @@ def test_rendering_matches_the_oracle(connector_timelines: list[list[dict[str, A
 
 
 @settings(max_examples=100, deadline=None)
-@given(
-    connector_timelines=st.lists(timelines(), min_size=1, max_size=2),
-    moments=st.lists(st.floats(0, 200, allow_nan=False), min_size=2, max_size=8),
-)
-def test_cached_answers_equal_fresh_ones(connector_timelines: list[list[dict[str, Any]]], moments: list[float]) -> None:
+@given(connector_timelines=tunnel_timelines(2), moments=moment_lists(2))
+def test_cached_answers_equal_fresh_ones(connector_timelines: Timelines, moments: list[float]) -> None:
+    """Answer a tunnel reused across moments exactly as a fresh one built at each moment."""
     reused = make_tunnel(connector_timelines)
     for now in moments:
         fresh = make_tunnel(connector_timelines)
@@ -108,6 +119,7 @@ def test_cached_answers_equal_fresh_ones(connector_timelines: list[list[dict[str
 @settings(max_examples=100, deadline=None)
 @given(live=st.integers(1, 6), dropped=st.integers(0, 6), step=st.integers(1, 50))
 def test_ids_and_opened_at_survive_a_drop_to_pending(live: int, dropped: int, step: int) -> None:
+    """Keep each connection's id and ``opened_at`` when some of them drop to pending."""
     dropped = min(dropped, live)
     tunnel = make_tunnel([[{"at": 0, "live": live}, {"at": step, "live": live - dropped, "pending": dropped}]])
     before = tunnel.clients(0, EPOCH)[0]["conns"]
