@@ -16,7 +16,7 @@ RULE_KEYS = ("min_connections", "connector_id", "started_after", "min_colos", "s
 
 
 def make_trigger(**overrides) -> CloudflareTunnelConnectorTrigger:
-    """A trigger; the rule's keys among ``overrides`` go into its ``rule``, as the sensor writes it."""
+    """Return a trigger; the rule's keys among ``overrides`` go into its ``rule``, as the sensor writes it."""
     kwargs = {
         "tunnel_id": TUNNEL_ID,
         "account_id": ACCOUNT_ID,
