@@ -550,6 +550,45 @@ def run_shared_pool(
     }
 
 
+def _logged(
+    summary: Callable[[dict[str, Any]], str], measure: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any
+) -> dict[str, Any]:
+    """
+    Run one measurement, log its summary with the seconds it took, and return its result.
+
+    :param summary: The log line's text, from the result.
+    :param measure: The measurement (:func:`run_fleet`, :func:`run_shared_pool`).
+    :param args: Its positional arguments.
+    :param kwargs: Its keyword arguments.
+    """
+    started = time.monotonic()
+    result = measure(*args, **kwargs)
+    log(f"{summary(result)} ({time.monotonic() - started:.0f} s)")
+    return result
+
+
+def _fleet_summary(r: dict[str, Any]) -> str:
+    """Return the log line's text for one fleet run (see :func:`run_fleet`)."""
+    return (
+        f"fleet {r['mode']:10s} N={r['n']:5d} M={r['m']:4d}: {r['requests_per_interval']:7.1f} req/interval, "
+        f"{r['cpu_ms_per_interval']:7.1f} ms CPU/interval, "
+        f"RSS {r.get('rss_delta_bytes_per_trigger', 0) / 1024:6.1f} KiB/trigger, "
+        f"latency median {r['latency_s']['median']:.2f} s max {r['latency_s']['max']:.2f} s, "
+        f"loop lag max {r['loop_lag_ms']['max']:.0f} ms, "
+        f"fired {r['fired_count']}/{r['n']}"
+    )
+
+
+def _pool_summary(r: dict[str, Any]) -> str:
+    """Return the log line's text for one shared-pool row (see :func:`run_shared_pool`)."""
+    return (
+        f"fleet pool: {r['processes']} processes, {r['window']}, headers {'on' if r['headers'] else 'stripped'}: "
+        f"{r['served_429']} 429s, {r['lockouts']} lockouts, ok polls per process {r['ok_per_process']}, "
+        f"longest gap {r['longest_gap_s']:.1f} s, pool used {r['pool_used']:.0%}, dashboard refused "
+        f"{r['dashboard_refused']} of {r['dashboard_spent']}"
+    )
+
+
 def run_pool_rows(
     seconds: float,
     windows: list[str] | None = None,
@@ -563,15 +602,7 @@ def run_pool_rows(
         cells.append(("sliding-more", 3, False))
     rows = []
     for window, processes, headers in cells:
-        started = time.monotonic()
-        r = run_shared_pool(processes, headers, seconds, window=window)
-        log(
-            f"fleet pool: {processes} processes, {window}, headers {'on' if headers else 'stripped'}: "
-            f"{r['served_429']} 429s, {r['lockouts']} lockouts, ok polls per process {r['ok_per_process']}, "
-            f"longest gap {r['longest_gap_s']:.1f} s, pool used {r['pool_used']:.0%}, dashboard refused "
-            f"{r['dashboard_refused']} of {r['dashboard_spent']} ({time.monotonic() - started:.0f} s)"
-        )
-        rows.append(r)
+        rows.append(_logged(_pool_summary, run_shared_pool, processes, headers, seconds, window=window))
     return rows
 
 
@@ -591,17 +622,7 @@ def run(
         if k % 2:
             modes.reverse()  # neither fleet always runs first
         for mode in modes:
-            started = time.monotonic()
-            r = run_fleet(mode, n, interval, window=window)
-            log(
-                f"fleet {mode:10s} N={n:5d} M={r['m']:4d}: {r['requests_per_interval']:7.1f} req/interval, "
-                f"{r['cpu_ms_per_interval']:7.1f} ms CPU/interval, "
-                f"RSS {r.get('rss_delta_bytes_per_trigger', 0) / 1024:6.1f} KiB/trigger, "
-                f"latency median {r['latency_s']['median']:.2f} s max {r['latency_s']['max']:.2f} s, "
-                f"loop lag max {r['loop_lag_ms']['max']:.0f} ms, "
-                f"fired {r['fired_count']}/{n} ({time.monotonic() - started:.0f} s)"
-            )
-            runs.append(r)
+            runs.append(_logged(_fleet_summary, run_fleet, mode, n, interval, window=window))
     memory_runs: list[dict[str, Any]] = []
     for n in memory_sizes:
         for mode in ("shared", "per_sensor"):
