@@ -29,14 +29,16 @@ from airflow_provider_cftunnel.testing.faults import Fault, FaultSet
 from airflow_provider_cftunnel.testing.http import Backend, SimulatorHTTPServer
 from airflow_provider_cftunnel.testing.rate_limit import RateLimiter
 from airflow_provider_cftunnel.testing.request_log import Headers, RequestLog, RequestRecord
-from airflow_provider_cftunnel.testing.scenario import load_scenario, normalize_ready
+from airflow_provider_cftunnel.testing.scenario import load_scenario
+from airflow_provider_cftunnel.testing.scenario_tunnels import normalize_ready
 from airflow_provider_cftunnel.testing.state import SimulatorState, format_timestamp
+from airflow_provider_cftunnel.testing.traffic import TrafficControlsMixin
 from airflow_provider_cftunnel.testing.wire import API_PREFIX, CONTROL_PREFIX, Response
 
 __all__ = ["CONTROL_PREFIX", "CloudflareSimulator", "Headers", "RequestRecord"]
 
 
-class CloudflareSimulator(AirflowConnectionMixin):
+class CloudflareSimulator(AirflowConnectionMixin, TrafficControlsMixin):
     """A local, stateful imitation of Cloudflare's Tunnel API, served on loopback.
 
     Use it as a context manager (or :meth:`start` / :meth:`stop`); it serves from a background thread::
@@ -190,7 +192,7 @@ class CloudflareSimulator(AirflowConnectionMixin):
     # ---- time ----------------------------------------------------------------------------------------
 
     def elapsed(self) -> float:
-        """Simulated seconds since :meth:`start` (clock time plus everything :meth:`advance` added)."""
+        """Return simulated seconds since :meth:`start` (clock time plus everything :meth:`advance` added)."""
         return self._clock() - self._epoch + self._offset
 
     def advance(self, seconds: float) -> None:
@@ -206,8 +208,11 @@ class CloudflareSimulator(AirflowConnectionMixin):
 
     @property
     def scenario(self) -> dict[str, Any]:
-        """The effective scenario now: the world with its current timelines, the rate limit and active faults
-        (their ``count`` is what remains)."""
+        """The effective scenario now.
+
+        The world with its current timelines, the rate limit and the active faults (their ``count`` is what
+        remains).
+        """
         scenario = self._state.to_scenario()
         scenario["rate_limit"] = self.rate_limit
         faults = []
@@ -227,7 +232,7 @@ class CloudflareSimulator(AirflowConnectionMixin):
         :param name: its name.
         :returns: the account id.
         """
-        from airflow_provider_cftunnel.testing.scenario import derived_hex32
+        from airflow_provider_cftunnel.testing.scenario_values import derived_hex32
         from airflow_provider_cftunnel.testing.wire import ACCOUNT_ID_RE
 
         account_id = account_id or derived_hex32("added-account", len(self._state.accounts), time.time())
@@ -306,8 +311,7 @@ class CloudflareSimulator(AirflowConnectionMixin):
         version: str | None = None,
         arch: str | None = None,
     ) -> str:
-        """Start a new connector (a new ``cloudflared`` replica) now, with ``live`` and ``pending``
-        connections.
+        """Start a new connector (a new ``cloudflared`` replica) now, with ``live`` and ``pending`` connections.
 
         :param tunnel_id: the tunnel (default :attr:`tunnel_id`).
         :param live: connections with ``is_pending_reconnect: false``.
@@ -329,9 +333,10 @@ class CloudflareSimulator(AirflowConnectionMixin):
     def remove_connector(
         self, tunnel_id: str | None = None, connector_id: str | None = None, *, tracking: float = 0.0
     ) -> None:
-        """Stop a connector. With ``tracking`` > 0 its connections turn pending now and it disappears
-        ``tracking`` seconds later (as Cloudflare keeps tracking dropped connections); else it disappears now
-        (its endpoint answers 404).
+        """Stop a connector.
+
+        With ``tracking`` > 0 its connections turn pending now and it disappears ``tracking`` seconds later (as
+        Cloudflare keeps tracking dropped connections); else it disappears now (its endpoint answers 404).
 
         :param tunnel_id: the tunnel (default :attr:`tunnel_id`).
         :param connector_id: the connector (default :attr:`connector_id`).
@@ -351,8 +356,9 @@ class CloudflareSimulator(AirflowConnectionMixin):
         tracking: float = 0.0,
         new_connector_id: str | None = None,
     ) -> str:
-        """Restart ``cloudflared``: the old connector stops (see :meth:`remove_connector`) and a new connector
-        id appears now with ``live`` connections.
+        """Restart ``cloudflared``: stop the old connector and start a new connector id now.
+
+        The old connector stops as :meth:`remove_connector` says; the new one has ``live`` connections.
 
         :param tunnel_id: the tunnel (default :attr:`tunnel_id`).
         :param connector_id: the old connector (default :attr:`connector_id`).
@@ -440,7 +446,8 @@ class CloudflareSimulator(AirflowConnectionMixin):
         :returns: the new tunnel ids, in name order.
         :raises ValueError: on a bad argument, or tunnels that exist already (the same fleet twice).
         """
-        from airflow_provider_cftunnel.testing.scenario import ScenarioError, normalize_fleet
+        from airflow_provider_cftunnel.testing.scenario_tunnels import normalize_fleet
+        from airflow_provider_cftunnel.testing.scenario_values import ScenarioError
 
         spec: dict[str, Any] = {
             "prefix": prefix,
@@ -537,170 +544,3 @@ class CloudflareSimulator(AirflowConnectionMixin):
         if tunnel is None:
             raise ValueError("the scenario has no tunnel: pass tunnel_id")
         return tunnel
-
-    # ---- faults and rate limit ------------------------------------------------------------------------
-
-    def inject_fault(
-        self,
-        path: str | None = None,
-        *,
-        kind: str,
-        count: int | None = 1,
-        method: str | None = None,
-        skip: int = 0,
-        status: int | None = None,
-        code: int | None = None,
-        message: str | None = None,
-        retry_after: float | str | None = None,
-        retry_after_date: float | None = None,
-        body: str | None = None,
-        delay: float = 0.0,
-        location: str | None = None,
-        error_chain: list[dict[str, Any]] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Fault:
-        """Spoil the answers to matching requests; see :mod:`airflow_provider_cftunnel.testing.faults`.
-
-        :param path: a regular expression searched in the request path (``/client/v4/...``); ``None``: all.
-        :param kind: the fault kind (``rate_limit``, ``server_error``, ``slow``, ``drop``, ``reset``,
-            ``truncated_json``, ``short_body``, ``non_json``, ``success_false``, ``null_result``, ``error``,
-            ``redirect``).
-        :param count: how many requests to spoil; ``None`` for every one.
-        :param method: only requests with this HTTP method.
-        :param skip: let this many matching requests through first.
-        :param status: the HTTP status (``error``, ``server_error``, ``redirect``, ``non_json``).
-        :param code: the Cloudflare error code in the body.
-        :param message: the error message in the body.
-        :param retry_after: ``rate_limit``: the ``Retry-After`` value (seconds or a verbatim string).
-        :param retry_after_date: ``rate_limit``: send ``Retry-After`` as an HTTP date this many seconds ahead.
-        :param body: ``server_error``: ``"json"`` or ``"html"``; ``non_json``: the page to send.
-        :param delay: ``slow``: seconds to wait before answering.
-        :param location: ``redirect``: the ``Location`` header.
-        :param error_chain: ``error``: nested errors attached to the error.
-        :param headers: extra response headers.
-        :returns: the :class:`Fault`; its ``hits`` count the spoiled requests.
-        """
-        return self._faults.add(
-            Fault(
-                kind=kind,
-                path=path,
-                count=count,
-                method=method,
-                skip=skip,
-                status=status,
-                code=code,
-                message=message,
-                retry_after=retry_after,
-                retry_after_date=retry_after_date,
-                body=body,
-                delay=delay,
-                location=location,
-                error_chain=error_chain,
-                headers=headers,
-            )
-        )
-
-    def add_fault(self, spec: dict[str, Any] | Fault) -> Fault:
-        """Add a fault from its JSON spec (as in a scenario's ``faults`` list), or a :class:`Fault`.
-
-        :param spec: the spec, with at least ``kind``; or a fault.
-        :returns: the :class:`Fault` added.
-        """
-        return self._faults.add(spec if isinstance(spec, Fault) else Fault.from_dict(spec))
-
-    @property
-    def faults(self) -> list[Fault]:
-        """The faults, in the order they apply (exhausted ones included)."""
-        return self._faults.all()
-
-    def clear_faults(self) -> None:
-        """Remove every fault."""
-        self._faults.clear()
-
-    def set_rate_limit(
-        self,
-        requests: int | None,
-        period: float = 300.0,
-        *,
-        headers: str = "ietf",
-        dashboard_rate: float = 0.0,
-        window: str = "sliding",
-        reset: str = "more",
-    ) -> None:
-        """Emulate Cloudflare's rate limit: ``requests`` per ``period`` seconds per user, shared by all of the
-        user's tokens and keys (by default every credential of the scenario belongs to its one user); going
-        over answers 429 (code 971, ``Retry-After``) and locks the whole pool out for ``period`` seconds.
-        Every counted answer describes the pool (``Ratelimit: "default";r=..;t=..`` and
-        ``Ratelimit-Policy: "default";q=..;w=..``). Forgets all counts.
-
-        :param requests: allowed requests per period; ``None`` turns the emulation off.
-        :param period: window and lockout, in seconds (Cloudflare: 1200 per 300 s).
-        :param headers: ``"ietf"`` (the headers above), ``"legacy"`` (``X-RateLimit-Limit`` / ``-Remaining`` /
-            ``-Reset``) or ``"none"`` (stripped, as by a proxy).
-        :param dashboard_rate: another consumer of the scenario user's pool (a person in the dashboard, another
-            tool), in requests per second, starting now; it does not back off.
-        :param window: ``"sliding"`` (the last ``period`` seconds) or ``"fixed"`` (consecutive windows from now).
-        :param reset: what a sliding window's ``t`` counts to: ``"more"`` (until one more request is allowed,
-            draft-ietf-httpapi-ratelimit-headers-10; the default, the hardest for a client) or ``"full"`` (until
-            the whole quota is back if nothing more comes).
-        """
-        self._rate_limiter.configure(
-            requests,
-            period,
-            headers=headers,
-            dashboard_rate=dashboard_rate,
-            window=window,
-            reset=reset,
-            now=self.elapsed(),
-        )
-
-    @property
-    def rate_limited_count(self) -> int:
-        """How many 429 answers the emulated rate limit has served (injected faults not included)."""
-        return self._rate_limiter.limited
-
-    def reset_rate_limit(self) -> None:
-        """Forget the emulated rate limit's counts, lockouts and :attr:`rate_limited_count`."""
-        self._rate_limiter.reset()
-
-    def spend_rate_limit(self, count: int, user: str | None = None) -> int:
-        """Spend ``count`` requests of a user's pool now, as the dashboard or another tool would.
-
-        :param count: how many requests.
-        :param user: the user (a credential's ``user`` field); default: the scenario's user.
-        :returns: how many the limit accepted; the others were refused and may have locked the pool out.
-        """
-        return self._rate_limiter.spend(self._api.user_pool(user), count, self.elapsed())
-
-    def rate_limit_status(self) -> dict[str, Any]:
-        """The emulated limit now: its settings, ``limited`` (429s served), ``lockouts``, ``spent`` and
-        ``spent_refused`` (the dashboard's requests), and each pool's ``remaining`` / ``reset`` / ``locked``.
-        Pools are named ``user:<name>``, or ``credential:<hash>`` for unknown credentials."""
-        return self._rate_limiter.status(self.elapsed())
-
-    @property
-    def rate_limit(self) -> dict[str, Any] | None:
-        """The emulated limit's settings as a scenario's ``rate_limit`` holds them (``{"requests", "period"}``,
-        plus ``headers``, ``dashboard_rate``, ``window`` and ``reset`` when not the default), or ``None`` when it
-        is off."""
-        return self._rate_limiter.settings()
-
-    # ---- request log ----------------------------------------------------------------------------------
-
-    @property
-    def requests(self) -> list[RequestRecord]:
-        """A copy of the request log, oldest first (API requests only)."""
-        return self._log.records()
-
-    def requests_matching(self, path_regex: str, method: str | None = None) -> list[RequestRecord]:
-        """Return the logged requests whose path matches (``re.search``) and, if given, whose method is
-        ``method``.
-
-        :param path_regex: a regular expression.
-        :param method: an HTTP method.
-        """
-        return self._log.matching(path_regex, method)
-
-    def clear_requests(self) -> int:
-        """Empty the request log; return how many records it held."""
-        return self._log.clear()

@@ -10,19 +10,17 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from airflow_provider_cftunnel.testing.scenario import (
+from airflow_provider_cftunnel.testing.scenario import normalize_token
+from airflow_provider_cftunnel.testing.scenario_tunnels import fleet_tunnels, normalize_connector, normalize_tunnel
+from airflow_provider_cftunnel.testing.scenario_values import (
     DEFAULT_ARCH,
     DEFAULT_VERSION,
     MAX_CONNECTORS_PER_TUNNEL,
-    UUID_RE,
     ScenarioError,
     derived_uuid,
-    fleet_tunnels,
-    normalize_connector,
-    normalize_token,
-    normalize_tunnel,
 )
 from airflow_provider_cftunnel.testing.tunnels import Connector, Tunnel, TunnelHealth, format_timestamp
+from airflow_provider_cftunnel.testing.wire import UUID_RE
 
 __all__ = ["Connector", "SimulatorState", "Tunnel", "TunnelHealth", "format_timestamp"]
 

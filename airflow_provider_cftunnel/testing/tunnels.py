@@ -14,7 +14,7 @@ from bisect import bisect_right
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from airflow_provider_cftunnel.testing.scenario import derived_uuid
+from airflow_provider_cftunnel.testing.scenario_values import derived_uuid
 
 __all__ = ["Connector", "Tunnel", "TunnelHealth", "format_timestamp"]
 
