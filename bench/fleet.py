@@ -46,6 +46,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -549,6 +550,45 @@ def run_shared_pool(
     }
 
 
+def _logged(
+    summary: Callable[[dict[str, Any]], str], measure: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any
+) -> dict[str, Any]:
+    """
+    Run one measurement, log its summary with the seconds it took, and return its result.
+
+    :param summary: The log line's text, from the result.
+    :param measure: The measurement (:func:`run_fleet`, :func:`run_shared_pool`).
+    :param args: Its positional arguments.
+    :param kwargs: Its keyword arguments.
+    """
+    started = time.monotonic()
+    result = measure(*args, **kwargs)
+    log(f"{summary(result)} ({time.monotonic() - started:.0f} s)")
+    return result
+
+
+def _fleet_summary(r: dict[str, Any]) -> str:
+    """Return the log line's text for one fleet run (see :func:`run_fleet`)."""
+    return (
+        f"fleet {r['mode']:10s} N={r['n']:5d} M={r['m']:4d}: {r['requests_per_interval']:7.1f} req/interval, "
+        f"{r['cpu_ms_per_interval']:7.1f} ms CPU/interval, "
+        f"RSS {r.get('rss_delta_bytes_per_trigger', 0) / 1024:6.1f} KiB/trigger, "
+        f"latency median {r['latency_s']['median']:.2f} s max {r['latency_s']['max']:.2f} s, "
+        f"loop lag max {r['loop_lag_ms']['max']:.0f} ms, "
+        f"fired {r['fired_count']}/{r['n']}"
+    )
+
+
+def _pool_summary(r: dict[str, Any]) -> str:
+    """Return the log line's text for one shared-pool row (see :func:`run_shared_pool`)."""
+    return (
+        f"fleet pool: {r['processes']} processes, {r['window']}, headers {'on' if r['headers'] else 'stripped'}: "
+        f"{r['served_429']} 429s, {r['lockouts']} lockouts, ok polls per process {r['ok_per_process']}, "
+        f"longest gap {r['longest_gap_s']:.1f} s, pool used {r['pool_used']:.0%}, dashboard refused "
+        f"{r['dashboard_refused']} of {r['dashboard_spent']}"
+    )
+
+
 def run_pool_rows(
     seconds: float,
     windows: list[str] | None = None,
@@ -562,15 +602,7 @@ def run_pool_rows(
         cells.append(("sliding-more", 3, False))
     rows = []
     for window, processes, headers in cells:
-        started = time.monotonic()
-        r = run_shared_pool(processes, headers, seconds, window=window)
-        log(
-            f"fleet pool: {processes} processes, {window}, headers {'on' if headers else 'stripped'}: "
-            f"{r['served_429']} 429s, {r['lockouts']} lockouts, ok polls per process {r['ok_per_process']}, "
-            f"longest gap {r['longest_gap_s']:.1f} s, pool used {r['pool_used']:.0%}, dashboard refused "
-            f"{r['dashboard_refused']} of {r['dashboard_spent']} ({time.monotonic() - started:.0f} s)"
-        )
-        rows.append(r)
+        rows.append(_logged(_pool_summary, run_shared_pool, processes, headers, seconds, window=window))
     return rows
 
 
@@ -590,17 +622,7 @@ def run(
         if k % 2:
             modes.reverse()  # neither fleet always runs first
         for mode in modes:
-            started = time.monotonic()
-            r = run_fleet(mode, n, interval, window=window)
-            log(
-                f"fleet {mode:10s} N={n:5d} M={r['m']:4d}: {r['requests_per_interval']:7.1f} req/interval, "
-                f"{r['cpu_ms_per_interval']:7.1f} ms CPU/interval, "
-                f"RSS {r.get('rss_delta_bytes_per_trigger', 0) / 1024:6.1f} KiB/trigger, "
-                f"latency median {r['latency_s']['median']:.2f} s max {r['latency_s']['max']:.2f} s, "
-                f"loop lag max {r['loop_lag_ms']['max']:.0f} ms, "
-                f"fired {r['fired_count']}/{n} ({time.monotonic() - started:.0f} s)"
-            )
-            runs.append(r)
+            runs.append(_logged(_fleet_summary, run_fleet, mode, n, interval, window=window))
     memory_runs: list[dict[str, Any]] = []
     for n in memory_sizes:
         for mode in ("shared", "per_sensor"):
@@ -710,6 +732,47 @@ def targets(fleet: dict[str, Any]) -> tuple[list[tuple[str, str, str, str]], lis
     return rows, missed
 
 
+def _line(
+    ax: Any,
+    mode: str,
+    runs: list[dict[str, Any]],
+    value: Callable[[dict[str, Any]], float],
+    suffix: str = "",
+    **style: Any,
+) -> None:
+    """
+    Plot one figure of each run against its N, in the mode's colour, labelled with the mode's name.
+
+    :param ax: The axes to plot on.
+    :param mode: ``shared`` or ``per_sensor`` (its colour and name: :data:`COLORS`, :data:`LABELS`).
+    :param runs: The runs, in order of N.
+    :param value: The figure plotted, read from a run.
+    :param suffix: Text after the mode's name in the legend.
+    :param style: Further keyword arguments for ``ax.plot`` (``marker``, ``linestyle``...).
+    """
+    ax.plot([r["n"] for r in runs], [value(r) for r in runs], color=COLORS[mode], label=LABELS[mode] + suffix, **style)
+
+
+def _finish(fig: Any, ax: Any, ylabel: str, name: str, *, log_y: bool = True, **legend: Any) -> str:
+    """
+    Label a figure whose x axis is N (log scale), add its legend, save it; return its path relative to the page.
+
+    :param fig: The figure.
+    :param ax: Its axes.
+    :param ylabel: The y axis's label.
+    :param name: The image's file name (see :func:`page.save`).
+    :param log_y: Whether the y axis is on a log scale too.
+    :param legend: Where the legend goes (keyword arguments for ``ax.legend``, besides the font size).
+    """
+    ax.set_xscale("log")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel("deferred sensors N (M = N/20 tunnels)")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7, **legend)
+    return page.save(fig, name)
+
+
 def plot(fleet: dict[str, Any]) -> dict[str, str]:
     """Draw the fleet's four figures (requests, CPU, memory, latency); return their paths by name."""
     plt = page.plt()
@@ -732,13 +795,7 @@ def plot(fleet: dict[str, Any]) -> dict[str, str]:
     )
     for mode in modes:
         runs = fleet_runs(fleet, mode)
-        ax.plot(
-            [r["n"] for r in runs],
-            [r["requests_per_interval"] for r in runs],
-            marker="o",
-            color=COLORS[mode],
-            label=LABELS[mode] + " (measured)",
-        )
+        _line(ax, mode, runs, lambda r: r["requests_per_interval"], " (measured)", marker="o")
         late = [r for r in runs if not r["kept_up"]]
         if late:
             ax.annotate(
@@ -759,90 +816,57 @@ def plot(fleet: dict[str, Any]) -> dict[str, str]:
             linewidth=1,
             label=f"Cloudflare's 1,200/5 min at a {p:g} s interval ({limit:g} per interval)",
         )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("deferred sensors N (M = N/20 tunnels)")
-    ax.set_ylabel("upstream requests per poll interval")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
-    out["requests"] = page.save(fig, "bench-fleet-requests.png")
+    out["requests"] = _finish(
+        fig,
+        ax,
+        "upstream requests per poll interval",
+        "bench-fleet-requests.png",
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        ncol=2,
+    )
 
     # CPU per poll round
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     for mode in modes:
-        runs = fleet_runs(fleet, mode)
-        ax.plot(
-            [r["n"] for r in runs],
-            [r["cpu_ms_per_interval"] for r in runs],
-            marker="o",
-            color=COLORS[mode],
-            label=LABELS[mode],
-        )
+        _line(ax, mode, fleet_runs(fleet, mode), lambda r: r["cpu_ms_per_interval"], marker="o")
     ax.axhline(
         interval * 1e3, color="grey", linestyle="--", linewidth=1, label=f"one core for the whole {interval:g} s"
     )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("deferred sensors N (M = N/20 tunnels)")
-    ax.set_ylabel(f"fleet CPU ms per poll round ({interval:g} s)")
-    ax.legend(fontsize=7)
-    out["cpu"] = page.save(fig, "bench-fleet-cpu.png")
+    out["cpu"] = _finish(fig, ax, f"fleet CPU ms per poll round ({interval:g} s)", "bench-fleet-cpu.png")
 
     # memory per trigger
     fig, ax = plt.subplots(figsize=(7, 4.4))
     for mode in modes:
         runs = [r for r in fleet_runs(fleet, mode) if r.get("rss_delta_bytes_per_trigger") is not None]
-        ax.plot(
-            [r["n"] for r in runs],
-            [r["rss_delta_bytes_per_trigger"] / 1024 for r in runs],
-            marker="o",
-            color=COLORS[mode],
-            label=LABELS[mode] + ": resident set growth / N",
+        _line(
+            ax, mode, runs, lambda r: r["rss_delta_bytes_per_trigger"] / 1024, ": resident set growth / N", marker="o"
         )
         mem = sorted((r for r in fleet.get("memory_runs", []) if r["mode"] == mode), key=lambda r: r["n"])
         if mem:
-            ax.plot(
-                [r["n"] for r in mem],
-                [r["peak_bytes_per_trigger"] / 1024 for r in mem],
+            _line(
+                ax,
+                mode,
+                mem,
+                lambda r: r["peak_bytes_per_trigger"] / 1024,
+                ": peak Python heap / N",
                 marker="s",
                 linestyle="--",
-                color=COLORS[mode],
                 alpha=0.7,
-                label=LABELS[mode] + ": peak Python heap / N",
             )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("deferred sensors N (M = N/20 tunnels)")
-    ax.set_ylabel("KiB per trigger")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
-    out["memory"] = page.save(fig, "bench-fleet-memory.png")
+    out["memory"] = _finish(
+        fig, ax, "KiB per trigger", "bench-fleet-memory.png", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2
+    )
 
     # readiness latency
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     for mode in modes:
         runs = fleet_runs(fleet, mode)
-        ns = [r["n"] for r in runs]
-        ax.plot(
-            ns,
-            [r["latency_s"]["median"] for r in runs],
-            marker="o",
-            color=COLORS[mode],
-            label=LABELS[mode] + ": median",
-        )
-        ax.plot(
-            ns,
-            [r["latency_s"]["max"] for r in runs],
-            marker="^",
-            linestyle="--",
-            color=COLORS[mode],
-            label=LABELS[mode] + ": max",
-        )
+        _line(ax, mode, runs, lambda r: r["latency_s"]["median"], ": median", marker="o")
+        _line(ax, mode, runs, lambda r: r["latency_s"]["max"], ": max", marker="^", linestyle="--")
     ax.axhline(interval, color="grey", linestyle=":", linewidth=1, label=f"one poll interval ({interval:g} s)")
-    ax.set_xscale("log")
-    ax.set_xlabel("deferred sensors N (M = N/20 tunnels)")
-    ax.set_ylabel("connector ready -> trigger event (s)")
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=7)
-    out["latency"] = page.save(fig, "bench-fleet-latency.png")
+    out["latency"] = _finish(fig, ax, "connector ready -> trigger event (s)", "bench-fleet-latency.png", log_y=False)
     return out
 
 

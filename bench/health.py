@@ -258,10 +258,7 @@ def plot(health: dict[str, Any]) -> str:
         bars = ax.bar(
             [x + offset for x in xs], values, width, color=HEALTH_COLORS[way], label=HEALTH_LABELS[way].replace("`", "")
         )
-        for bar, value in zip(bars, values, strict=True):
-            ax.text(
-                bar.get_x() + bar.get_width() / 2, bar.get_height(), f"{value:,}", ha="center", va="bottom", fontsize=7
-            )
+        page.label_bars(ax, bars, [f"{value:,}" for value in values], fontsize=7)
     ax.axhline(CF_REQUESTS, color="red", linestyle="--", linewidth=1, label="Cloudflare's limit: 1,200 per 5 minutes")
     ax.set_yscale("log")
     ax.set_xticks(list(xs))

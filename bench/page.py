@@ -76,6 +76,19 @@ def plt() -> Any:
     return pyplot
 
 
+def label_bars(ax: Any, bars: Any, texts: list[str], **text: Any) -> None:
+    """
+    Write each text centred above its bar.
+
+    :param ax: The axes the bars are on.
+    :param bars: The bars, as ``ax.bar`` returned them.
+    :param texts: One text per bar, in the same order.
+    :param text: Further keyword arguments for ``ax.text`` (``fontsize``...).
+    """
+    for bar, label in zip(bars, texts, strict=True):
+        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), label, ha="center", va="bottom", **text)
+
+
 def save(fig: Any, name: str) -> str:
     """Save a figure as ``docs/img/NAME`` (no timestamp in it) and return its path relative to the page."""
     IMG.mkdir(parents=True, exist_ok=True)

@@ -237,8 +237,7 @@ def plot(tp: dict[str, Any]) -> str:
     fig, ax = plt.subplots(figsize=(7.5, 3.2))
     bars = ax.bar(labels, values, color=colors)
     ax.tick_params(axis="x", labelsize=8)
-    for bar, value in zip(bars, values, strict=True):
-        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"{value:.0f}", ha="center", va="bottom")
+    page.label_bars(ax, bars, [f"{value:.0f}" for value in values])
     ax.set_ylabel("connector fetches per second")
     ax.set_ylim(0, max(values) * 1.15)
     return page.save(fig, "bench-throughput.png")

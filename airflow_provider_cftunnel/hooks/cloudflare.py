@@ -1,24 +1,20 @@
 """The Cloudflare hook: the only place that knows credentials and speaks HTTP to Cloudflare.
 
 Operators and sensors import this module lazily (inside ``execute``/``poke``), so DAG files that use them
-never pay for ``requests`` at parse time.
+never pay for ``requests`` at parse time. The session and the retry policy live in :mod:`.session` and
+:mod:`.retry` (re-exported here).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from functools import cached_property
-from itertools import takewhile
 from typing import Any
 from urllib.parse import quote
 
 import requests
 from airflow.providers.common.compat.sdk import BaseHook
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
-from airflow_provider_cftunnel import __version__
 from airflow_provider_cftunnel.exceptions import (
     CloudflareAPIError,
     CloudflareAuthError,
@@ -27,6 +23,14 @@ from airflow_provider_cftunnel.exceptions import (
     describe_transport_error,
 )
 from airflow_provider_cftunnel.hooks.credentials import DEFAULT_API_BASE_URL, CloudflareCredentials
+from airflow_provider_cftunnel.hooks.retry import (
+    MAX_RETRY_AFTER,
+    RETRY_STATUSES,
+    CloudflareRetry,
+    parse_retry_after,
+    retries_made,
+)
+from airflow_provider_cftunnel.hooks.session import USER_AGENT, build_session
 from airflow_provider_cftunnel.models import Tunnel, TunnelConnector, show_value, validate_account_id, validate_uuid
 from airflow_provider_cftunnel.ratelimit import (
     QuotaClaim,
@@ -34,87 +38,27 @@ from airflow_provider_cftunnel.ratelimit import (
     claim_request,
     credential_fingerprint,
     quota_for,
-    retry_backoff,
 )
 
-__all__ = ["DEFAULT_API_BASE_URL", "CloudflareCredentials", "CloudflareHook"]
-
-USER_AGENT = f"airflow-provider-cftunnel/{__version__}"
-
-#: Retry-After values above this many seconds are capped (Cloudflare's lockout lasts 5 minutes).
-MAX_RETRY_AFTER = 300.0
-#: Statuses worth asking again: rate limited, or a server/edge error (Cloudflare's own 52x included).
-RETRY_STATUSES = frozenset([429, *range(500, 600)])
+__all__ = [
+    "DEFAULT_API_BASE_URL",
+    "MAX_RETRY_AFTER",
+    "RETRY_STATUSES",
+    "USER_AGENT",
+    "CloudflareCredentials",
+    "CloudflareHook",
+    "CloudflareRetry",
+    "parse_retry_after",
+]
 
 _MAX_PAGES = 1000
 
-#: ``test_connection`` answers a person waiting at a form or a terminal: within about 10 s even when the host is
-#: unreachable or silent. Its (connect, read) timeouts, retries, backoff and longest wait (rate limit, Retry-After)
-#: are at most these; a hook asking for less keeps its own. Tasks keep the hook's full settings.
+#: ``test_connection`` answers within about 10 s: its (connect, read) timeouts, retries, backoff and longest wait
+#: are at most these (a hook asking for less keeps its own). Tasks keep the hook's full settings.
 TEST_CONNECTION_TIMEOUT = (2.0, 3.0)
 TEST_CONNECTION_MAX_RETRIES = 1
 TEST_CONNECTION_BACKOFF_FACTOR = 0.25
 TEST_CONNECTION_MAX_WAIT = 5.0
-
-
-class CloudflareRetry(Retry):
-    """
-    ``urllib3``'s retry policy, with a backoff before every retry and ``Retry-After`` capped.
-
-    ``urllib3`` reads ``Retry-After`` as seconds or as an HTTP date; this bounds it at ``max_retry_after``
-    seconds. Without ``Retry-After``, ``urllib3`` waits nothing before the first retry, so a 5xx or a 429 would be
-    asked again at once: here retry N waits ``backoff_factor * 2 ** (N - 1)`` seconds plus up to
-    ``backoff_jitter`` of random jitter, at most ``backoff_max`` (the first retry waits about ``backoff_factor``).
-    """
-
-    def __init__(self, *args: Any, max_retry_after: float = MAX_RETRY_AFTER, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.max_retry_after = max_retry_after
-
-    def new(self, **kw: Any) -> CloudflareRetry:
-        retry = super().new(**kw)
-        retry.max_retry_after = self.max_retry_after
-        return retry
-
-    def parse_retry_after(self, retry_after: str) -> float:
-        return min(super().parse_retry_after(retry_after), self.max_retry_after)
-
-    def get_backoff_time(self) -> float:
-        """Seconds to wait before the next retry: ``backoff_factor * 2 ** (N - 1)`` plus jitter, capped."""
-        # Only the last run of consecutive errors counts (a redirect starts a new run), as in urllib3.
-        errors = len(list(takewhile(lambda entry: entry.redirect_location is None, reversed(self.history))))
-        if errors == 0:
-            return 0.0
-        return retry_backoff(self.backoff_factor, errors, jitter=self.backoff_jitter, cap=self.backoff_max)
-
-
-def parse_retry_after(value: str | None, cap: float = MAX_RETRY_AFTER) -> float | None:
-    """
-    Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), capped; ``None`` if absent or bad.
-
-    :param value: The header's value.
-    :param cap: The longest wait honoured.
-    """
-    if not value:
-        return None
-    try:
-        return CloudflareRetry(max_retry_after=cap).parse_retry_after(value)
-    except Exception:
-        return None
-
-
-class _CloudflareAuth(requests.auth.AuthBase):
-    """Adds the credential headers to each request; its ``repr`` shows no secret."""
-
-    def __init__(self, credentials: CloudflareCredentials) -> None:
-        self._headers = credentials.headers()
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers.update(self._headers)
-        return request
-
-    def __repr__(self) -> str:
-        return "<CloudflareAuth ***>"
 
 
 class CloudflareHook(BaseHook):
@@ -163,7 +107,7 @@ class CloudflareHook(BaseHook):
     @classmethod
     def from_credentials(cls, credentials: CloudflareCredentials, conn_id: str, **kwargs: Any) -> CloudflareHook:
         """
-        A hook for credentials already read (the triggerer reads connections asynchronously).
+        Return a hook for credentials already read (the triggerer reads connections asynchronously).
 
         :param credentials: What :meth:`CloudflareCredentials.from_connection` returned.
         :param conn_id: The connection they came from (for messages).
@@ -181,39 +125,16 @@ class CloudflareHook(BaseHook):
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Return the extra fields of the connection form, for Airflow 2.11 to 3.1 (2.11's form runs the validators)."""
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import StringField
-        from wtforms.validators import Optional, Regexp
+        from airflow_provider_cftunnel.hooks.form import connection_form_widgets
 
-        from airflow_provider_cftunnel.get_provider_info import ACCOUNT_ID_PATTERN
-
-        return {
-            "account_id": StringField(
-                lazy_gettext("Account ID"),
-                widget=BS3TextFieldWidget(),
-                validators=[
-                    Optional(),
-                    Regexp(
-                        ACCOUNT_ID_PATTERN,
-                        message="An account id is 32 hex characters (0-9, a-f), from the dashboard URL "
-                        "dash.cloudflare.com/<account id>/...; leave it empty to pass account_id in each task.",
-                    ),
-                ],
-                description="Default Cloudflare account id (32 hex characters, from the dashboard URL).",
-            ),
-        }
+        return connection_form_widgets()
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Which standard fields the connection form hides and how it labels them, for Airflow < 3.2."""
-        from airflow_provider_cftunnel.get_provider_info import CONNECTION_UI_FIELD_BEHAVIOUR
+        """Return which standard fields the connection form hides and how it labels them, for Airflow < 3.2."""
+        from airflow_provider_cftunnel.hooks.form import ui_field_behaviour
 
-        return {
-            "hidden_fields": list(CONNECTION_UI_FIELD_BEHAVIOUR["hidden-fields"]),
-            "relabeling": dict(CONNECTION_UI_FIELD_BEHAVIOUR["relabeling"]),
-            "placeholders": dict(CONNECTION_UI_FIELD_BEHAVIOUR["placeholders"]),
-        }
+        return ui_field_behaviour()
 
     # -- credentials and session --
 
@@ -226,41 +147,17 @@ class CloudflareHook(BaseHook):
         return CloudflareCredentials.from_connection(self.get_connection(self.cloudflare_conn_id))
 
     def get_conn(self) -> requests.Session:
-        """The hook's ``requests.Session``, with auth, User-Agent, retries and proxy settings."""
+        """Return the hook's ``requests.Session``, with auth, User-Agent, retries and proxy settings."""
         return self._session
 
     @cached_property
     def _session(self) -> requests.Session:
-        credentials = self.credentials
-        session = requests.Session()
-        # Resolve proxies and the CA bundle from the environment once, here, rather than on every call.
-        session.trust_env = False
-        session.proxies.update(requests.utils.get_environ_proxies(credentials.base_url))
-        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if ca_bundle:
-            session.verify = ca_bundle
-        session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
-        session.auth = _CloudflareAuth(credentials)
-        retry = CloudflareRetry(
-            total=self.max_retries,
-            connect=self.max_retries,
-            read=self.max_retries,
-            status=self.max_retries,
-            redirect=0,
-            allowed_methods=frozenset(["GET"]),
-            status_forcelist=RETRY_STATUSES,
+        return build_session(
+            self.credentials,
+            max_retries=self.max_retries,
             backoff_factor=self.backoff_factor,
-            backoff_max=60.0,
-            backoff_jitter=self.backoff_factor,
-            raise_on_status=False,
-            raise_on_redirect=False,
-            respect_retry_after_header=True,
             max_retry_after=self.max_retry_after,
         )
-        adapter = HTTPAdapter(max_retries=retry)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        return session
 
     def close(self) -> None:
         """Close the session's pooled connections (the hook can still be used; it reconnects)."""
@@ -269,7 +166,7 @@ class CloudflareHook(BaseHook):
 
     def account(self, account_id: str | None = None) -> str:
         """
-        The account id to use: ``account_id`` if given, else the connection's ``extra.account_id``.
+        Return the account id to use: ``account_id`` if given, else the connection's ``extra.account_id``.
 
         :param account_id: An explicit account id, or ``None``.
         :raises CloudflareConfigError: When there is none, or it is malformed.
@@ -456,10 +353,7 @@ class CloudflareHook(BaseHook):
 
     @property
     def quota(self) -> ServerQuota:
-        """
-        This process's view of Cloudflare's rate-limit pool for the hook's credential, shared by every hook and
-        trigger of the same credential (found by a hash of base URL, email and secret).
-        """
+        """This process's view of the credential's rate-limit pool, shared by its hooks and triggers."""
         return quota_for(self._credential_fingerprint)
 
     @cached_property
@@ -468,7 +362,7 @@ class CloudflareHook(BaseHook):
         return credential_fingerprint(credentials.base_url, credentials.email, credentials.secret)
 
     def _claim_quota(self) -> QuotaClaim:
-        """The quota's go for one request: the triggerer's (carried by the call's context), or waited for here."""
+        """Claim one request: the triggerer's claim (carried by the call's context), or one waited for here."""
         return claim_request(self.quota, max_wait=self.max_retry_after)
 
     def _envelope(self, response: requests.Response, body: bytes, path: str) -> dict[str, Any]:
@@ -480,7 +374,7 @@ class CloudflareHook(BaseHook):
             path,
             uses_global_key=credentials.uses_global_key,
             rate_limit=(credentials.rate_limit_requests, credentials.rate_limit_period),
-            retries=_retries_made(response),
+            retries=retries_made(response),
             retry_after=parse_retry_after(response.headers.get("Retry-After"), self.max_retry_after)
             if status == 429
             else None,
@@ -512,10 +406,3 @@ class CloudflareHook(BaseHook):
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _retries_made(response: requests.Response) -> int:
-    """How many times ``urllib3`` retried before this answer (0 when it is the first, or unknown)."""
-    retry = getattr(response.raw, "retries", None)
-    history = getattr(retry, "history", None)
-    return len(history) if isinstance(history, tuple) else 0

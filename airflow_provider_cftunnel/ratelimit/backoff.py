@@ -20,8 +20,11 @@ POLL_BACKOFF_INTERVALS = 1.5
 
 def retry_backoff(factor: float, errors: int, *, jitter: float = 0.0, cap: float = 60.0) -> float:
     """
-    Return the seconds the hook waits before retry ``errors`` of one request: ``factor * 2 ** (errors - 1)`` plus
-    up to ``jitter`` seconds of random jitter, at most ``cap`` (0 before the first error).
+    Return the seconds the hook waits before retry ``errors`` of one request.
+
+    That is ``factor * 2 ** (errors - 1)`` plus up to ``jitter`` seconds of random jitter, at most ``cap`` (0
+    before the first error). The hook's ``urllib3`` policy that calls it is
+    :class:`~airflow_provider_cftunnel.hooks.retry.CloudflareRetry`.
 
     :param factor: The backoff factor (the first retry waits about this long).
     :param errors: Errors in a row so far.

@@ -1,5 +1,6 @@
-"""The one pacing path: every request of a credential waits here, the hook's (synchronous) and the pollers'
-(asynchronous) alike.
+"""Wait here before every request of a credential: the one pacing path, for the hook and the pollers alike.
+
+The hook's entry is synchronous, the pollers' asynchronous.
 
 * :func:`claim_request` is the synchronous entry: the hook calls it before every request, and sends the request
   on the claim it returns.
@@ -51,8 +52,10 @@ def claim_request(
     quota: ServerQuota, *, max_wait: float | None = None, sleep: Callable[[float], Any] = time.sleep
 ) -> QuotaClaim:
     """
-    Return the claim to send one request on: the one the caller's context carries (already waited for by
-    :meth:`RequestBudget.acquire`), or one waited for here, blocking (:meth:`ServerQuota.wait`).
+    Return the claim to send one request on.
+
+    That is the one the caller's context carries (already waited for by :meth:`RequestBudget.acquire`), or one
+    waited for here, blocking (:meth:`ServerQuota.wait`).
 
     The request's answer must be reported with :meth:`QuotaClaim.settle` (its headers, or ``None``).
 
@@ -65,8 +68,10 @@ def claim_request(
 
 class RequestBudget:
     """
-    Space one credential's requests in one event loop: no window of ``period`` seconds holds more than
-    ``requests``, and none goes sooner than Cloudflare's shared pool allows.
+    Space one credential's requests in one event loop.
+
+    No window of ``period`` seconds holds more than ``requests``, and none goes sooner than Cloudflare's shared
+    pool allows.
 
     A generic cell rate algorithm: up to ``burst`` requests may go at once, then one every
     ``period / (requests - burst)`` seconds. Callers reserve a slot in order and sleep until it comes; before a
@@ -148,9 +153,10 @@ class RequestBudget:
 
     def acquire_in_thread(self, loop: asyncio.AbstractEventLoop) -> QuotaClaim | None:
         """
-        Wait, from a worker thread, for this credential's next request: :meth:`acquire` runs on ``loop`` (the
-        thread blocks, the loop does not), and its claim is carried in this thread's context, so the hook's
-        request that follows in this thread sends on it (:func:`claim_request`).
+        Wait, from a worker thread, for this credential's next request.
+
+        :meth:`acquire` runs on ``loop`` (the thread blocks, the loop does not), and its claim is carried in this
+        thread's context, so the hook's request that follows in this thread sends on it (:func:`claim_request`).
 
         :param loop: The event loop the budget belongs to (not the calling thread's).
         """

@@ -64,8 +64,10 @@ def reserve_for(quota: int | None, largest_remaining: int = 0) -> int:
 
 def horizon(reset: float, window: float | None) -> float:
     """
-    The seconds over which what remains above the reserve is spent: the time to ``t``, but at least half the
-    policy's window (a ``t`` may only promise *some* quota back), and at least 1 s.
+    Return the seconds over which what remains above the reserve is spent.
+
+    That is the time to ``t``, but at least half the policy's window (a ``t`` may only promise *some* quota
+    back), and at least 1 s.
 
     :param reset: Seconds until ``t`` (what is left of it).
     :param window: The policy's window, or ``None``.
@@ -104,7 +106,7 @@ def _split(text: str, separator: str) -> Iterator[str]:
 
 
 def _bare(text: str) -> str | None:
-    """A structured field's bare item as text: a string unquoted, a token or number as is; ``None`` if bad."""
+    """Return a structured field's bare item as text: a string unquoted, a token or number as is; ``None`` if bad."""
     if not text.startswith('"'):
         return text if _TOKEN.match(text) else None
     chars: list[str] = []
@@ -123,7 +125,7 @@ def _bare(text: str) -> str | None:
 
 
 def _items(value: str) -> list[tuple[str, dict[str, str]]]:
-    """The members of a structured-field list: ``(name, {param: value})``; malformed members are skipped."""
+    """Return the members of a structured-field list: ``(name, {param: value})``; malformed members are skipped."""
     members = []
     for member in _split(value, ","):
         if not member:
@@ -146,7 +148,7 @@ def _items(value: str) -> list[tuple[str, dict[str, str]]]:
 
 
 def _number(text: str | None) -> float | None:
-    """A non-negative number, or ``None``."""
+    """Return a non-negative number, or ``None``."""
     if text is None or not _NUMBER.match(text.strip()):
         return None
     value = float(text)
@@ -216,7 +218,7 @@ def _constraint(observation: RateLimitObservation) -> tuple[float, float]:
 
 def parse_rate_limit(headers: Mapping[str, str] | None) -> RateLimitObservation | None:
     """
-    What an answer's rate-limit headers say, or ``None`` when they say nothing usable.
+    Return what an answer's rate-limit headers say, or ``None`` when they say nothing usable.
 
     Reads ``Ratelimit`` and ``Ratelimit-Policy`` (structured-field lists: several comma-separated items with
     quoted or token names, parameters in any order, unknown parameters ignored; a limit is matched to the

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from airflow_provider_cftunnel.ratelimit.claim import QuotaClaim
 from airflow_provider_cftunnel.ratelimit.headers import (
     RateLimitObservation,
     horizon,
@@ -51,48 +52,9 @@ _UNTAKEN_TTL = 5.0
 MAX_CONSUMERS = 50.0
 #: How much one new sample moves the estimate of the pool's consumers (an exponential average).
 _CONSUMERS_WEIGHT = 0.3
-#: A process divides what it may spend by ``consumers ** SHARE_EXPONENT``, not by ``consumers``: the estimate
-#: (how much faster ``r`` falls than the process's own requests explain) is also large for a process that sends
-#: less than the others, and dividing by it whole would starve that process further. Below 1, a process under
-#: its fair share takes more and one above it less, so the processes converge to equal shares.
+#: A process divides what it may spend by ``consumers ** SHARE_EXPONENT`` (damped so that processes converge to
+#: equal shares; docs/reliability.md).
 SHARE_EXPONENT = 0.75
-
-
-class QuotaClaim:
-    """
-    One request's place in a :class:`ServerQuota`: counted as sent until :meth:`settle` reports its answer
-    (or that there was none).
-    """
-
-    __slots__ = ("_id", "_taken", "quota")
-
-    def __init__(self, quota: ServerQuota, claim_id: int, *, taken: bool) -> None:
-        self.quota = quota
-        self._id = claim_id
-        self._taken = taken
-
-    def take(self) -> bool:
-        """
-        Mark the claim as used by a request; only the first call returns ``True``.
-
-        A claim waited for on one side (the triggerer's loop) is taken by the request it was waited for (in a
-        worker thread); taking it twice would send two requests on one claim.
-        """
-        return self.quota._take(self)
-
-    def settle(self, headers: Mapping[str, str] | None) -> RateLimitObservation | None:
-        """
-        The request is over: stop counting it as in flight and record what its answer said.
-
-        Safe to call more than once (only the first call counts).
-
-        :param headers: The answer's headers (an error answer's too), or ``None`` when there was no answer.
-        :return: The observation recorded, if the headers held one.
-        """
-        return self.quota._settle(self._id, headers)
-
-    def __repr__(self) -> str:
-        return f"<QuotaClaim {self._id} of {self.quota.label}>"
 
 
 class ServerQuota:
@@ -100,22 +62,10 @@ class ServerQuota:
     One credential's view of Cloudflare's shared pool, from the rate-limit headers of its answers.
 
     Thread-safe; one per credential per process (:func:`quota_for`). Callers ask :meth:`try_claim` before each
-    request (or block in :meth:`wait`) and :meth:`QuotaClaim.settle` the claim with the answer's headers.
-
-    The rule never assumes a refill that no answer has shown (``t`` may mean "until *some* quota is back"):
-
-    * what may be spent is the latest answer's ``r`` above the reserve (:func:`reserve_for`), less every
-      request this process sent since that answer's request (:meth:`spendable`);
-    * that is spread over :func:`~airflow_provider_cftunnel.ratelimit.headers.horizon` (the time to ``t``, at
-      least half the window) and divided by the estimated number of the pool's consumers (how much faster ``r``
-      falls than this process's own requests explain), damped by :data:`SHARE_EXPONENT` so that processes
-      converge to equal shares: N processes spend in proportion to what is left, so together they slow down as
-      the pool drains and stay above the reserve;
-    * at or under it, at most one request (a probe) per ``max(t, window / reserve)``, whose answer says whether
-      quota came back. An answer's ``t`` passing changes nothing: only an answer does.
-
-    Nothing known (no answer with headers yet): no wait, but while the first answer is awaited, one request at
-    a time.
+    request (or block in :meth:`wait`) and :meth:`QuotaClaim.settle` the claim with the answer's headers. It
+    spends only the latest answer's ``r`` above the reserve (:func:`reserve_for`), shared with the pool's other
+    consumers, and at or under the reserve sends one probe at a time; it never assumes a refill that no answer
+    has shown. docs/reliability.md ("The rule") gives the reasoning.
 
     :param label: How logs name the credential (a fingerprint prefix, never the secret).
     :param max_wait: The longest a reset is believed, in seconds.
@@ -180,13 +130,16 @@ class ServerQuota:
             return self._consumers
 
     def reserve(self) -> int:
-        """The number of requests of the pool kept for its other users, from the latest observation."""
+        """Return the number of requests of the pool kept for its other users, from the latest observation."""
         with self._lock:
             return self._reserve()
 
     def spendable(self) -> int:
-        """Return what this process may still spend on the latest answer: ``r`` above the reserve, less its own
-        requests since that answer's request (may be negative)."""
+        """
+        Return what this process may still spend on the latest answer (may be negative).
+
+        That is ``r`` above the reserve, less its own requests since that answer's request.
+        """
         with self._lock:
             self._prune(self._clock())
             return self._spendable()
@@ -284,19 +237,21 @@ class ServerQuota:
                 del self._pending[claim_id]
 
     def _sent_since_latest(self) -> int:
-        """This process's requests the latest answer may not have counted: every later claim, and earlier ones
-        still in flight (they may reach the server after the answered one)."""
+        """
+        Count this process's requests the latest answer may not have counted.
+
+        Every later claim counts, and earlier ones still in flight (they may reach the server after the answered one).
+        """
         later = self._last_id - self._latest_id
         earlier = sum(1 for claim_id in self._pending if claim_id < self._latest_id)
         return later + earlier
 
     def _share(self) -> float:
-        """What this process divides the pool by: the estimated consumers, damped (:data:`SHARE_EXPONENT`)."""
+        """Return what this process divides the pool by: the estimated consumers, damped (:data:`SHARE_EXPONENT`)."""
         return float(self._consumers**SHARE_EXPONENT)
 
     def _others(self) -> int:
-        """What the other consumers may spend before this process's next answer: as many requests each as this
-        process has in flight (at least one)."""
+        """Return what the other consumers may spend before this process's next answer (one each per own in flight)."""
         return max(0, round(self._share()) - 1) * max(1, len(self._pending))
 
     def _spendable(self) -> int:
@@ -306,7 +261,7 @@ class ServerQuota:
         return observation.remaining - self._reserve() - self._sent_since_latest()
 
     def _delay(self, now: float) -> tuple[float, float]:
-        """``(seconds to wait, burst tokens available now)``."""
+        """Return ``(seconds to wait, burst tokens available now)``."""
         self._prune(now)
         observation = self._latest
         if observation is None:
@@ -431,7 +386,7 @@ _quotas_lock = threading.Lock()
 
 def credential_fingerprint(base_url: str, email: str | None, secret: str) -> str:
     """
-    A hash that identifies a credential (the API base URL, the email if any and the secret), never the secret.
+    Return a hash that identifies a credential (base URL, email if any and secret), never the secret.
 
     :param base_url: The API base URL.
     :param email: The account email of a Global API Key, or ``None`` for a token.
@@ -442,7 +397,7 @@ def credential_fingerprint(base_url: str, email: str | None, secret: str) -> str
 
 def quota_for(fingerprint: str) -> ServerQuota:
     """
-    This process's :class:`ServerQuota` for a credential, created on first use.
+    Return this process's :class:`ServerQuota` for a credential, created on first use.
 
     :param fingerprint: What :func:`credential_fingerprint` returned for it.
     """

@@ -1,5 +1,6 @@
-"""The simulated Cloudflare API itself: routing, authentication, and answers under the emulated rate limit
-(:mod:`~airflow_provider_cftunnel.testing.rate_limit`).
+"""The simulated Cloudflare API itself: routing, authentication, and answers under the emulated rate limit.
+
+The limit lives in :mod:`~airflow_provider_cftunnel.testing.rate_limit`.
 
 :func:`CloudflareApi.handle` maps one request (method, path, query, headers) to a :class:`Response`; it
 knows nothing about sockets, faults or the request log, so it is cheap and easy to test.
@@ -84,17 +85,21 @@ class CloudflareApi:
     # ---- the rate limit -------------------------------------------------------------------------------
 
     def user_pool(self, user: str | None) -> str:
-        """The rate-limit pool of a user: ``None`` is the scenario's user (who owns every credential that
-        names no other).
+        """
+        Return the rate-limit pool of a user.
+
+        ``None`` is the scenario's user, who owns every credential that names no other.
 
         :param user: a user name from a credential's ``user`` field, or ``None``.
         """
         return f"user:{user if user is not None else self.state.user['id']}"
 
     def rate_limit_pool(self, headers: Mapping[str, str]) -> str | None:
-        """The pool a request draws from: its user's for a known token or Global API Key (Cloudflare counts
-        per user, whatever token, key or dashboard session), its own for an unknown credential, ``None``
-        without credentials (not counted).
+        """
+        Return the pool a request draws from.
+
+        Its user's for a known token or Global API Key (Cloudflare counts per user, whatever token, key or
+        dashboard session), its own for an unknown credential, ``None`` without credentials (not counted).
 
         :param headers: request headers (case-insensitive mapping).
         """
@@ -250,8 +255,12 @@ class CloudflareApi:
         path: str,
         answer: Callable[[frozenset[str] | None], Response],
     ) -> Response:
-        """Authenticate and authorize an account call, then ``answer(scope)``: ``scope`` is the tunnel ids a
-        token with per-tunnel permissions may read, or ``None`` (every tunnel of the account)."""
+        """
+        Authenticate and authorize an account call, then return ``answer(scope)``.
+
+        ``scope`` is the tunnel ids a token with per-tunnel permissions may read, or ``None`` (every tunnel of
+        the account).
+        """
         principal = self.authenticate(headers)
         if isinstance(principal, Response):
             return principal

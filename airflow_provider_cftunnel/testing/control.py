@@ -72,7 +72,7 @@ def _json(body: bytes) -> Any:
 
 
 def _object(body: bytes) -> Any:
-    """The body as a JSON object (a dict; its missing keys read ``None``, which the simulator refuses)."""
+    """Read the body as a JSON object (a dict; its missing keys read ``None``, which the simulator refuses)."""
     data = _json(body)
     if not isinstance(data, dict):
         raise ValueError("the body must be a JSON object")

@@ -46,9 +46,11 @@ class RateDecision(NamedTuple):
 
 
 class RateLimiter:
-    """Cloudflare's limit per user: ``requests`` per ``period`` seconds, shared by every API token and Global API
-    Key of the user (and the dashboard); going over locks the whole pool out for ``period`` seconds. Uses the
-    caller's clock (seconds since start).
+    """
+    Cloudflare's limit per user: ``requests`` per ``period`` seconds.
+
+    It is shared by every API token and Global API Key of the user (and the dashboard); going over locks the
+    whole pool out for ``period`` seconds. It uses the caller's clock (seconds since start).
 
     Each answer can say what is left (``remaining`` after counting it, and ``reset``: see
     :data:`RATE_LIMIT_RESETS`, or the seconds until the lockout ends). A background consumer (``dashboard_rate``
@@ -140,8 +142,11 @@ class RateLimiter:
             self.spent_refused = 0
 
     def settings(self) -> dict[str, Any] | None:
-        """The settings as a scenario's ``rate_limit`` holds them (``requests`` and ``period``, and the others
-        when not their default), or ``None`` when the limit is off."""
+        """
+        Return the settings as a scenario's ``rate_limit`` holds them, or ``None`` when the limit is off.
+
+        ``requests`` and ``period`` always; the others when not their default.
+        """
         if self.requests is None:
             return None
         spec: dict[str, Any] = {"requests": self.requests, "period": self.period}
@@ -196,7 +201,7 @@ class RateLimiter:
             return sum(self._spend_one(pool, now) for _ in range(count))
 
     def pool_state(self, pool: str, now: float) -> RateDecision:
-        """What an answer to ``pool`` would say now, without counting anything.
+        """Say what an answer to ``pool`` would say now, without counting anything.
 
         :param pool: the pool.
         :param now: seconds since start.
@@ -208,7 +213,7 @@ class RateLimiter:
             return self._state(pool, now)
 
     def status(self, now: float) -> dict[str, Any]:
-        """The limit's settings and counters, and each pool's state now (JSON-ready).
+        """Return the limit's settings and counters, and each pool's state now (JSON-ready).
 
         :param now: seconds since start.
         """
@@ -238,7 +243,7 @@ class RateLimiter:
             }
 
     def response_headers(self, decision: RateDecision) -> tuple[tuple[str, str], ...]:
-        """The headers describing ``decision`` in the configured style (none when the limit is off).
+        """Return the headers describing ``decision`` in the configured style (none when the limit is off).
 
         :param decision: what :meth:`take` returned.
         """
@@ -288,7 +293,7 @@ class RateLimiter:
         return 1
 
     def _window_end(self, now: float) -> float:
-        """The end of the fixed window that holds ``now``."""
+        """Return the end of the fixed window that holds ``now``."""
         return self._origin + (math.floor((now - self._origin) / self.period) + 1) * self.period
 
     def _expire(self, pool: str, now: float) -> deque[float]:
@@ -316,7 +321,7 @@ class RateLimiter:
         return (window[0] if self.reset_to == "more" else window[-1]) + self.period - now
 
     def _window(self, pool: str, now: float) -> tuple[int, deque[float], RateDecision | None]:
-        """The limit, the pool's window now, and the decision if the pool is locked out (else ``None``)."""
+        """Return the limit, the pool's window now, and the decision if the pool is locked out (else ``None``)."""
         limit = self.requests
         assert limit is not None
         window = self._expire(pool, now)

@@ -65,8 +65,10 @@ def health_changes(
     previous: dict[str, Remembered], verdicts: Sequence[TunnelHealth], *, observed_at: str, account_id: str
 ) -> list[dict[str, Any]]:
     """
-    The events for what changed between ``previous`` and ``verdicts``: a tunnel whose status or verdict changed,
-    one that appeared, and one that disappeared (deleted, or renamed out of the selection).
+    Return the events for what changed between ``previous`` and ``verdicts``.
+
+    A tunnel whose status or verdict changed gives one, and so does one that appeared or disappeared (deleted, or
+    renamed out of the selection).
 
     :param previous: ``{tunnel_id: [status, healthy, name]}`` as last seen.
     :param verdicts: This poll's verdicts.
@@ -120,7 +122,9 @@ def health_changes(
 
 class CloudflareTunnelHealthTrigger(BaseEventTrigger):
     """
-    Yields one event per change of a tunnel's health, for ``AssetWatcher`` (Airflow 3.0+)::
+    Yield one event per change of a tunnel's health, for ``AssetWatcher`` (Airflow 3.0+).
+
+    For example::
 
         from airflow.sdk import Asset, AssetWatcher
 
@@ -192,7 +196,7 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
             self.asset_state_store = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        """The trigger's class path and plain-data keyword arguments (no secret among them)."""
+        """Return the trigger's class path and plain-data keyword arguments (no secret among them)."""
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
@@ -215,17 +219,16 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
         return HealthRule(tuple(self.allowed_statuses), self.min_live_connections, self.min_colos)
 
     def shared_stream_key(self) -> Hashable | None:
-        """
-        The poll this watcher shares (Airflow 3.3+): one per connection, account, poll interval and hook settings.
-        """
+        """Return the key of the poll this watcher shares (Airflow 3.3+): per connection, account, interval, hook."""
         return stream_key(self.serialize()[1])
 
     @classmethod
     async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
         """
-        Yield every poll's :class:`~airflow_provider_cftunnel.health_poller.PollResult` for the watchers of one
-        key (Airflow 3.3+ calls this once per key and fans the results out). What to read comes from the
-        demands the watchers register with the poller, not from ``kwargs`` (one watcher's).
+        Yield every poll's :class:`~airflow_provider_cftunnel.health_poller.PollResult` for the watchers of one key.
+
+        Airflow 3.3+ calls this once per key and fans the results out. What to read comes from the demands the
+        watchers register with the poller, not from ``kwargs`` (one watcher's).
 
         :param kwargs: One watcher's serialized keyword arguments.
         """
@@ -236,8 +239,10 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """
-        Subscribe to the shared poll of this process (Airflow before 3.3, or outside the triggerer) and yield one
-        event per change, as :meth:`filter_shared_stream` does; forever.
+        Yield one event per change, forever, from this process's shared poll.
+
+        This is the path of Airflow before 3.3, or outside the triggerer; events are as :meth:`filter_shared_stream`
+        yields them.
         """
         async with aclosing(self._poller().results()) as results:
             events = self.filter_shared_stream(results)
@@ -249,8 +254,10 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
 
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
         """
-        Register this watcher's selection and rule with the shared poll, compare each poll's verdicts with the
-        last seen health, and yield one event per change; forever.
+        Yield one event per change of health in the shared poll's results, forever.
+
+        The watcher registers its selection and rule with the shared poll and compares each poll's verdicts with
+        the last seen health.
 
         :param shared_stream: The shared poll's results.
         :raises CloudflareAPIError: On bad credentials, a wrong account or a malformed argument (typed as the
@@ -319,7 +326,7 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
             poller.unregister(handle)
 
     def _poller(self) -> HealthPoller:
-        """The poll this watcher registers with and (before 3.3) subscribes to: its key's, in this event loop."""
+        """Return the poll this watcher registers with and (before 3.3) subscribes to: its key's, in this loop."""
         return HealthPoller.for_key(stream_key(self.serialize()[1]))
 
     def _describe_selection(self, demand: Demand) -> str:
@@ -334,9 +341,10 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
 
     async def _load_state(self, demand: Demand) -> dict[str, Remembered] | None:
         """
-        The stored health per tunnel, or ``None`` for "take a baseline" (nothing stored, or no store). A watcher
-        of explicit ids reads only their shards: one read, not 16, for a watcher of one tunnel (a fleet of 1,000
-        such watchers starts with 1,000 reads of the store, not 16,000).
+        Return the stored health per tunnel, or ``None`` for "take a baseline" (nothing stored, or no store).
+
+        A watcher of explicit ids reads only their shards: one read, not 16, for a watcher of one tunnel (a fleet
+        of 1,000 such watchers starts with 1,000 reads of the store, not 16,000).
         """
         store = self.asset_state_store
         if store is None:
@@ -372,7 +380,7 @@ class CloudflareTunnelHealthTrigger(BaseEventTrigger):
             self.log.warning("Could not write the asset state store (%s); a restart will take a new baseline", error)
 
     def _state_key(self, shard: str) -> str:
-        """The store key of one shard: scoped to what decides the events (selection and rule), not the timing."""
+        """Return the store key of one shard: scoped to what decides the events (selection and rule), not the timing."""
         _, kwargs = self.serialize()
         scope = {k: kwargs[k] for k in ("tunnel_ids", "name_prefix", "account_id", "cloudflare_conn_id")}
         scope["rule"] = [kwargs["allowed_statuses"], kwargs["min_live_connections"], kwargs["min_colos"]]

@@ -106,7 +106,7 @@ class TunnelPoller:
 
     @classmethod
     def for_key(cls, key: PollerKey) -> TunnelPoller:
-        """The running loop's poller for ``key``, created on first use."""
+        """Return the running loop's poller for ``key``, created on first use."""
         pollers = cls._pollers.setdefault(asyncio.get_running_loop(), {})
         poller = pollers.get(key)
         if poller is None:
@@ -115,15 +115,16 @@ class TunnelPoller:
 
     @classmethod
     def active(cls) -> dict[PollerKey, TunnelPoller]:
-        """The running loop's pollers (for tests and benchmarks)."""
+        """Return the running loop's pollers (for tests and benchmarks)."""
         return dict(cls._pollers.get(asyncio.get_running_loop(), {}))
 
     @classmethod
     def budget_for(cls, credentials: CloudflareCredentials) -> RequestBudget:
         """
-        The running loop's request budget of one credential (keyed by a hash, never the secret), drawing on the
-        process's :class:`~airflow_provider_cftunnel.ratelimit.ServerQuota` of that credential, which its
-        hooks feed with every answer's rate-limit headers.
+        Return the running loop's request budget of one credential (keyed by a hash, never the secret).
+
+        It draws on the process's :class:`~airflow_provider_cftunnel.ratelimit.ServerQuota` of that credential,
+        which its hooks feed with every answer's rate-limit headers.
         """
         fingerprint = credential_fingerprint(credentials.base_url, credentials.email, credentials.secret)
         budgets = cls._budgets.setdefault(asyncio.get_running_loop(), {})
@@ -202,10 +203,6 @@ class TunnelPoller:
     def _delay(self, outcome: PollOutcome) -> float:
         """Seconds until the next poll: the shortest interval asked, longer after transient errors."""
         return poll_delay(min(self.intervals), self._failures, outcome.error)
-
-
-#: Deprecated alias of :func:`~airflow_provider_cftunnel.hooks.hook_for_triggerer` (removed once no caller is left).
-_async_hook = hook_for_triggerer
 
 
 class CloudflareTunnelConnectorTrigger(BaseTrigger):

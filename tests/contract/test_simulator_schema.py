@@ -22,12 +22,12 @@ from airflow_provider_cftunnel.testing import (
     DEFAULT_GLOBAL_KEY,
     DEFAULT_GLOBAL_KEY_EMAIL,
     DISABLED_API_TOKEN,
-    EXPIRED_API_TOKEN,
     NO_PERMISSION_API_TOKEN,
     OTHER_ACCOUNT_API_TOKEN,
     OTHER_ACCOUNT_ID,
     CloudflareSimulator,
 )
+from tests.support.cloudflare_api import GLOBAL_KEY_HEADERS, INACTIVE_TOKEN_STATUSES
 from tests.support.schema import FAILURE, OPENAPI, SPEC, Validated, check, published_spec
 
 
@@ -170,11 +170,10 @@ def test_lists_paginated_filtered_and_empty(start: Callable[..., Api]) -> None:
 
 def test_verify_endpoints(start: Callable[..., Api]) -> None:
     api = start()
-    for token, status in ((None, "active"), (DISABLED_API_TOKEN, "disabled"), (EXPIRED_API_TOKEN, "expired")):
+    for token, status in {None: "active", **INACTIVE_TOKEN_STATUSES}.items():
         assert api.get("/user/tokens/verify", token).json()["result"]["status"] == status
     assert api.get(f"/accounts/{api.sim.account_id}/tokens/verify", api.sim.account_token).status_code == 200
-    key = {"X-Auth-Email": DEFAULT_GLOBAL_KEY_EMAIL, "X-Auth-Key": DEFAULT_GLOBAL_KEY}
-    assert api.get("/user", headers=key).status_code == 200
+    assert api.get("/user", headers=GLOBAL_KEY_HEADERS).status_code == 200
 
 
 def test_delete_connections(start: Callable[..., Api]) -> None:

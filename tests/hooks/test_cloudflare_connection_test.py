@@ -72,7 +72,7 @@ def silent_listener() -> Iterator[SilentListener]:
 
 
 def refused_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
+    """Return a loopback port nothing listens on (bound, then released)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]

@@ -18,7 +18,7 @@ MISSING_CONNECTOR = "00000000-0000-4000-8000-000000000000"
 
 @pytest.fixture(autouse=True)
 def fresh_quotas() -> Iterator[None]:
-    """A simulator's port may be reused by a later test: no quota outlives its test."""
+    """Forget every quota around each test: a simulator's port may be reused by a later test."""
     clear_quotas()
     yield
     clear_quotas()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +23,7 @@ from airflow_provider_cftunnel.hooks.cloudflare import CloudflareCredentials, Cl
 from airflow_provider_cftunnel.models import TunnelConnector
 from airflow_provider_cftunnel.rules import find_ready_connector
 from tests.leak_guard import register_secret
+from tests.support.cloudflare_api import CONNECTION_KEYS, CONNECTOR_KEYS, TUNNEL_KEYS
 
 BASE_URL = "https://api.cloudflare.test/client/v4"
 SECRET = "property-token-5d2f8a1c"
@@ -77,30 +79,6 @@ JSON = st.recursive(
 )
 DELETE = object()
 
-CONNECTION_KEYS = [
-    "id",
-    "uuid",
-    "client_id",
-    "client_version",
-    "colo_name",
-    "is_pending_reconnect",
-    "opened_at",
-    "origin_ip",
-]
-CONNECTOR_KEYS = ["id", "arch", "config_version", "conns", "features", "run_at", "version"]
-TUNNEL_KEYS = [
-    "id",
-    "name",
-    "status",
-    "tun_type",
-    "account_tag",
-    "created_at",
-    "deleted_at",
-    "conns_active_at",
-    "conns_inactive_at",
-    "metadata",
-    "connections",
-]
 ENVELOPE_KEYS = ["success", "errors", "messages", "result", "result_info"]
 
 
@@ -132,7 +110,7 @@ def base_tunnel() -> dict[str, Any]:
     }
 
 
-def mutate(draw: Any, obj: dict[str, Any], keys: list[str], max_changes: int = 3) -> dict[str, Any]:
+def mutate(draw: Any, obj: dict[str, Any], keys: Sequence[str], max_changes: int = 3) -> dict[str, Any]:
     """``obj`` with up to ``max_changes`` fields (known or new) set to arbitrary JSON, or deleted."""
     for _ in range(draw(st.integers(0, max_changes))):
         key = draw(st.sampled_from(keys) | STRINGS)

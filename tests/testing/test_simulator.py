@@ -24,13 +24,13 @@ from airflow_provider_cftunnel.testing import (
     CloudflareSimulator,
     ScenarioError,
 )
+from tests.support.cloudflare_api import CONNECTION_KEYS, GLOBAL_KEY_HEADERS, INACTIVE_TOKEN_STATUSES
 from tests.testing.sim_helpers import Client, assert_error
 
 if TYPE_CHECKING:
     from tests.support.fakes import FakeClock
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-GLOBAL = {"X-Auth-Email": DEFAULT_GLOBAL_KEY_EMAIL, "X-Auth-Key": DEFAULT_GLOBAL_KEY}
 
 
 def parse_ts(value: str) -> datetime:
@@ -82,16 +82,7 @@ def test_connector_endpoint_returns_a_client_object(sim: CloudflareSimulator, cl
     assert len(conns) == 4
     assert len({c["id"] for c in conns}) == 4
     for conn in conns:
-        assert set(conn) == {
-            "id",
-            "uuid",
-            "client_id",
-            "client_version",
-            "colo_name",
-            "is_pending_reconnect",
-            "opened_at",
-            "origin_ip",
-        }
+        assert set(conn) == set(CONNECTION_KEYS)
         assert UUID.match(conn["id"])
         assert conn["uuid"] == conn["id"]
         assert conn["client_id"] == sim.connector_id
@@ -156,16 +147,16 @@ def test_account_token_verify(sim: CloudflareSimulator, client: Client) -> None:
 
 
 def test_user_endpoint_with_global_key_and_token(client: Client) -> None:
-    by_key = client.result("/user", token=None, headers=GLOBAL)
+    by_key = client.result("/user", token=None, headers=GLOBAL_KEY_HEADERS)
     assert by_key["email"] == DEFAULT_GLOBAL_KEY_EMAIL
     assert re.fullmatch(r"[0-9a-f]{32}", by_key["id"])
     assert client.result("/user") == by_key
 
 
 def test_global_key_reads_tunnel_endpoints(sim: CloudflareSimulator, client: Client) -> None:
-    connector = client.result(client.connector_path(), token=None, headers=GLOBAL)
+    connector = client.result(client.connector_path(), token=None, headers=GLOBAL_KEY_HEADERS)
     assert connector["id"] == sim.connector_id
-    assert client.result(client.tunnel_path(), token=None, headers=GLOBAL)["status"] == "healthy"
+    assert client.result(client.tunnel_path(), token=None, headers=GLOBAL_KEY_HEADERS)["status"] == "healthy"
 
 
 def test_account_token_reads_its_account(sim: CloudflareSimulator, client: Client) -> None:
@@ -268,7 +259,7 @@ def test_keep_alive_connection_is_reused(sim: CloudflareSimulator, client: Clien
         pytest.param(
             "connector", None, {"X-Auth-Email": "no-at-sign", "X-Auth-Key": "f" * 37}, 400, 6003, id="bad-email"
         ),
-        pytest.param("/user/tokens/verify", None, GLOBAL, 401, 1000, id="global-key-cannot-verify-a-token"),
+        pytest.param("/user/tokens/verify", None, GLOBAL_KEY_HEADERS, 401, 1000, id="global-key-cannot-verify-a-token"),
         pytest.param("connector", None, {"Authorization": "Basic dXNlcjpwYXNz"}, 400, 6003, id="basic-auth"),
         pytest.param("connector", None, {"Authorization": "Bearer"}, 400, 6003, id="empty-bearer"),
     ],
@@ -309,7 +300,7 @@ def test_account_token_verifies_only_on_its_account(sim: CloudflareSimulator, cl
     assert_error(client.get("/accounts/not-an-account/tokens/verify", token=sim.account_token), 400, 7003)
 
 
-@pytest.mark.parametrize(("token", "status"), [(DISABLED_API_TOKEN, "disabled"), (EXPIRED_API_TOKEN, "expired")])
+@pytest.mark.parametrize(("token", "status"), list(INACTIVE_TOKEN_STATUSES.items()))
 def test_inactive_tokens_verify_with_their_status(client: Client, token: str, status: str) -> None:
     result = client.result("/user/tokens/verify", token=token)
     assert result["status"] == status

@@ -261,23 +261,12 @@ def test_control_routes(sim: CloudflareSimulator, client: Client, clock: FakeClo
         assert response.status_code == 200, response.text
         return response.json()
 
-    assert control(
-        "POST", "/rate-limit", {"requests": 5, "period": 10, "headers": "legacy", "dashboard_rate": 0.1}
-    ) == {
-        "requests": 5,
-        "period": 10.0,
-        "headers": "legacy",
-        "dashboard_rate": 0.1,
-    }
+    legacy = {"requests": 5, "period": 10, "headers": "legacy", "dashboard_rate": 0.1}
+    legacy_settings = {"requests": 5, "period": 10.0, "headers": "legacy", "dashboard_rate": 0.1}
+    assert control("POST", "/rate-limit", legacy) == legacy_settings
     assert control("POST", "/rate-limit", {"requests": 5, "period": 10, "window": "fixed"})["window"] == "fixed"
-    assert control(
-        "POST", "/rate-limit", {"requests": 5, "period": 10, "headers": "legacy", "dashboard_rate": 0.1}
-    ) == {
-        "requests": 5,
-        "period": 10.0,
-        "headers": "legacy",
-        "dashboard_rate": 0.1,
-    }
+    # settings without a window go back to the default (sliding) one
+    assert control("POST", "/rate-limit", legacy) == legacy_settings
     assert control("POST", "/rate-limit/spend", {"count": 2}) == {"accepted": 2}
     assert client.get(client.tunnel_path()).headers["X-RateLimit-Remaining"] == "2"
     status = control("GET", "/rate-limit")

@@ -1,7 +1,9 @@
-"""The health trigger's stored state belongs to its own selection: watchers sharing an asset
-(``Asset(watchers=[a, b])``, so one state store) or a watcher whose selection changed never take other tunnels
-for theirs (which fired a "disappeared" event per tunnel of the other selection and an "appeared" one per own
-tunnel, at every start)."""
+"""Test that the health trigger's stored state belongs to its own selection.
+
+Watchers sharing an asset (``Asset(watchers=[a, b])``, so one state store) or a watcher whose selection changed
+never take other tunnels for theirs (which fired a "disappeared" event per tunnel of the other selection and an
+"appeared" one per own tunnel, at every start).
+"""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ RULE_KEYS = ("min_connections", "connector_id", "started_after", "min_colos", "s
 
 
 def make_trigger(**overrides) -> CloudflareTunnelConnectorTrigger:
-    """A trigger; the rule's keys among ``overrides`` go into its ``rule``, as the sensor writes it."""
+    """Return a trigger; the rule's keys among ``overrides`` go into its ``rule``, as the sensor writes it."""
     kwargs = {
         "tunnel_id": TUNNEL_ID,
         "account_id": ACCOUNT_ID,
@@ -325,9 +325,9 @@ class TestRollingRestartAndTypedErrors:
         assert isinstance(error_from_event(event.payload), CloudflareAuthError)
 
     async def test_hook_params_are_used_by_the_poller(self, sim):
-        from airflow_provider_cftunnel.hooks import hook_for_triggerer as _async_hook
+        from airflow_provider_cftunnel.hooks import hook_for_triggerer
 
-        hook = await _async_hook("cloudflare_default", {"timeout": [2, 3], "max_retry_after": 7})
+        hook = await hook_for_triggerer("cloudflare_default", {"timeout": [2, 3], "max_retry_after": 7})
         assert (hook.timeout, hook.max_retries, hook.max_retry_after) == ((2.0, 3.0), 0, 7.0)
         sim.set_connector(live=4)
         event = await first_event(sim_trigger(sim, hook_params={"timeout": [2, 3]}))
