@@ -1,7 +1,7 @@
 """A fleet of health watchers in a real Airflow: one asset per tunnel, each with its own watcher, and one DAG.
 
 :class:`WatcherFleet` starts Airflow's four components on loopback
-(:class:`~tests.support.airflow.LocalAirflow`, SQLite) with ``tests/integration/dags/cftunnel_watcher_fleet.py``
+(:class:`~tests.support.airflow.LocalAirflow`, SQLite) with ``tests/integration/watcher_dags/cftunnel_watcher_fleet.py``
 alone in the DAGs folder, watching the tunnels of a simulated fleet, and gives what a test or a benchmark
 measures: the tunnel requests per poll interval (from the simulator's request log), the asset events per asset,
 and the time from a tunnel's status change to the start of the run reacting to it. Used by
@@ -33,7 +33,7 @@ __all__ = ["DAG_ID", "OWN_POLL_TRIGGER", "TUNNEL_PATH", "WatcherFleet"]
 ROOT = Path(__file__).resolve().parents[2]
 #: The baseline: every watcher polls on its own (how watchers worked before they shared a poll).
 OWN_POLL_TRIGGER = "tests.support.own_poll_trigger.OwnPollHealthTrigger"
-DAG_FILE = ROOT / "tests" / "integration" / "dags" / "cftunnel_watcher_fleet.py"
+DAG_FILE = ROOT / "tests" / "integration" / "watcher_dags" / "cftunnel_watcher_fleet.py"
 DAG_ID = "cftunnel_watcher_fleet_reaction"
 #: A tunnel read: the list, or one tunnel by id.
 TUNNEL_PATH = re.compile(r"/accounts/[0-9a-f]{32}/cfd_tunnel(/[0-9a-f-]{36})?$")
