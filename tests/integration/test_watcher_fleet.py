@@ -1,7 +1,8 @@
 """Many health watchers, one poll, through the real triggerer: 200 assets, one watcher per tunnel, one DAG.
 
 A fleet of ``WATCHERS`` tunnels (``svc-001``...) in the simulator, and ``watcher_dags/cftunnel_watcher_fleet.py``
-(a folder of its own: it needs its environment to parse) giving each its own asset and ``AssetWatcher(CloudflareTunnelHealthTrigger(tunnel_ids=[id]))``, polling every
+(a folder of its own: it needs its environment to parse) giving each its own asset and
+``AssetWatcher(CloudflareTunnelHealthTrigger(tunnel_ids=[id]))``, polling every
 ``INTERVAL`` seconds; one DAG scheduled on any of the assets. Airflow's four components run on loopback
 (:class:`~tests.support.watcher_fleet.WatcherFleet`); the simulator runs in this process and logs every request.
 
