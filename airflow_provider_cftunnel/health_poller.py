@@ -21,12 +21,12 @@ import itertools
 import json
 import logging
 import time
-import weakref
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cftunnel.exceptions import CloudflareAPIError
+from airflow_provider_cftunnel.pollers import LoopPoller
 
 if TYPE_CHECKING:
     from airflow_provider_cftunnel.health import PollMemory, Snapshot
@@ -72,7 +72,7 @@ class PollResult:
     round: int
 
 
-class HealthPoller:
+class HealthPoller(LoopPoller[StreamKey]):
     """
     Polls tunnel health for every registered demand of one :data:`StreamKey` in one event loop.
 
@@ -82,12 +82,8 @@ class HealthPoller:
     :param key: What the watchers share: connection, account, interval, hook settings.
     """
 
-    _pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[StreamKey, HealthPoller]] = (
-        weakref.WeakKeyDictionary()
-    )
-
     def __init__(self, key: StreamKey) -> None:
-        self.key = key
+        super().__init__(key)
         self.demands: dict[int, Demand] = {}
         self.subscribers = 0
         self.rounds = 0
@@ -96,20 +92,6 @@ class HealthPoller:
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._memory: PollMemory | None = None
-
-    @classmethod
-    def for_key(cls, key: StreamKey) -> HealthPoller:
-        """Return the running loop's poller for ``key``, created on first use."""
-        pollers = cls._pollers.setdefault(asyncio.get_running_loop(), {})
-        poller = pollers.get(key)
-        if poller is None:
-            poller = pollers[key] = cls(key)
-        return poller
-
-    @classmethod
-    def active(cls) -> dict[StreamKey, HealthPoller]:
-        """Return the running loop's pollers (for tests and benchmarks)."""
-        return dict(cls._pollers.get(asyncio.get_running_loop(), {}))
 
     def register(self, demand: Demand) -> int:
         """
@@ -151,14 +133,8 @@ class HealthPoller:
             return self.rounds, self.latest
 
     def _forget_if_idle(self) -> None:
-        if self.subscribers or self.demands:
-            return
-        try:
-            pollers = self._pollers.get(asyncio.get_running_loop(), {})
-        except RuntimeError:  # pragma: no cover - no running loop (interpreter shutdown)
-            return
-        if pollers.get(self.key) is self:
-            del pollers[self.key]
+        if not (self.subscribers or self.demands):
+            self.forget()
 
     def _wake(self) -> None:
         async def notify() -> None:

@@ -45,6 +45,7 @@ from airflow_provider_cftunnel.exceptions import (
 )
 from airflow_provider_cftunnel.hooks import check_hook_params, hook_for_triggerer
 from airflow_provider_cftunnel.models import TunnelConnector, validate_account_id, validate_uuid
+from airflow_provider_cftunnel.pollers import LoopPoller
 from airflow_provider_cftunnel.ratelimit import (
     BUDGET_SHARE,
     MAX_BACKOFF,
@@ -77,7 +78,7 @@ class PollOutcome:
 PollerKey = tuple[str, str, str, str]
 
 
-class TunnelPoller:
+class TunnelPoller(LoopPoller[PollerKey]):
     """
     Polls one tunnel's ``connections`` endpoint for every trigger of one event loop that watches it.
 
@@ -87,15 +88,12 @@ class TunnelPoller:
         would make the same request with the same hook settings.
     """
 
-    _pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[PollerKey, TunnelPoller]] = (
-        weakref.WeakKeyDictionary()
-    )
     _budgets: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, RequestBudget]] = (
         weakref.WeakKeyDictionary()
     )
 
     def __init__(self, key: PollerKey) -> None:
-        self.key = key
+        super().__init__(key)
         self.intervals: list[float] = []
         self.requests = 0
         self.rounds = 0
@@ -103,20 +101,6 @@ class TunnelPoller:
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
-
-    @classmethod
-    def for_key(cls, key: PollerKey) -> TunnelPoller:
-        """Return the running loop's poller for ``key``, created on first use."""
-        pollers = cls._pollers.setdefault(asyncio.get_running_loop(), {})
-        poller = pollers.get(key)
-        if poller is None:
-            poller = pollers[key] = cls(key)
-        return poller
-
-    @classmethod
-    def active(cls) -> dict[PollerKey, TunnelPoller]:
-        """Return the running loop's pollers (for tests and benchmarks)."""
-        return dict(cls._pollers.get(asyncio.get_running_loop(), {}))
 
     @classmethod
     def budget_for(cls, credentials: CloudflareCredentials) -> RequestBudget:
@@ -196,9 +180,8 @@ class TunnelPoller:
                     break
                 await asyncio.sleep(self._delay(outcome))
         finally:
-            pollers = self._pollers.get(asyncio.get_running_loop(), {})
-            if pollers.get(self.key) is self and not self.intervals:
-                del pollers[self.key]
+            if not self.intervals:
+                self.forget()
 
     def _delay(self, outcome: PollOutcome) -> float:
         """Seconds until the next poll: the shortest interval asked, longer after transient errors."""
