@@ -89,7 +89,7 @@ $(DOCS_STAMP): $(STAMP)
 
 # autodoc imports the package, and so Airflow: its home is kept in .airflow, away from ~/airflow
 docs: $(DOCS_STAMP)
-	AIRFLOW_HOME="$(CURDIR)/.airflow" AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING $(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	AIRFLOW_HOME="$(CURDIR)/.airflow" AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING $(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
 	@echo "Documentation: docs/_build/html/index.html"
 
 .PHONY: install-cluster cluster

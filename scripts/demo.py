@@ -54,7 +54,7 @@ SHOW_HEALTH = ("Cloudflare Tunnel health:", "ALERT:", "  - ")
 #: lines never shown (a task's return value repeats what it printed)
 HIDE = ("Returned value was",)
 # lines of the triggerer's log worth showing
-SHOW_TRIGGERER = ("Watching the tunnels", "Baseline:", " went ")
+SHOW_TRIGGERER = ("Watching the tunnels", "Baseline of ", " went ")
 
 sys.path.insert(0, str(ROOT))
 from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI  # noqa: E402
@@ -220,7 +220,7 @@ def watch_health_changes(sim: SimulatorProcess) -> bool:
         print(f"    all four components healthy after {time.monotonic() - started:.0f} s", flush=True)
         airflow.set_paused(api, WATCH_DAG, False)
         print(f"    unpaused {WATCH_DAG}: its asset watcher starts in the triggerer", flush=True)
-        wait_for("the watcher's baseline", 120, lambda: any("Baseline:" in s for s in triggerer.seen), tick)
+        wait_for("the watcher's baseline", 120, lambda: any("Baseline of " in s for s in triggerer.seen), tick)
 
         statuses = sim.control("GET", "/tunnel-statuses")
         fleet = [fleet_tunnel_id(str(sim.account_id), FLEET_PREFIX, i) for i in range(FLEET_SIZE)]

@@ -19,10 +19,10 @@ from airflow_provider_cftunnel.testing.scenario_values import (
     ScenarioError,
     derived_uuid,
 )
-from airflow_provider_cftunnel.testing.tunnels import Connector, Tunnel, TunnelHealth, format_timestamp
+from airflow_provider_cftunnel.testing.tunnels import Connector, HealthSnapshot, Tunnel, format_timestamp
 from airflow_provider_cftunnel.testing.wire import UUID_RE
 
-__all__ = ["Connector", "SimulatorState", "Tunnel", "TunnelHealth", "format_timestamp"]
+__all__ = ["Connector", "HealthSnapshot", "SimulatorState", "Tunnel", "format_timestamp"]
 
 _STATUSES = ("inactive", "healthy", "degraded", "down")
 

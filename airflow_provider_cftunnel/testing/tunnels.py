@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from airflow_provider_cftunnel.testing.scenario_values import derived_uuid
 
-__all__ = ["Connector", "Tunnel", "TunnelHealth", "format_timestamp"]
+__all__ = ["Connector", "HealthSnapshot", "Tunnel", "format_timestamp"]
 
 
 def format_timestamp(epoch_seconds: float) -> str:
@@ -200,7 +200,7 @@ class Connector:
         }
 
 
-class TunnelHealth(NamedTuple):
+class HealthSnapshot(NamedTuple):
     """A tunnel's derived health at one moment (times in seconds since start)."""
 
     status: str
@@ -227,7 +227,7 @@ class Tunnel:
         self.config_src: str = spec["config_src"]
         self.metadata: dict[str, Any] = copy.deepcopy(spec["metadata"])
         self.connectors: dict[str, Connector] = {c["id"]: Connector(c) for c in spec["connectors"]}
-        self._health_cache: tuple[Any, TunnelHealth | None] = (None, None)
+        self._health_cache: tuple[Any, HealthSnapshot | None] = (None, None)
         self._render_cache: tuple[Any, dict[str, Any] | None] = (None, None)
         self._event_times: list[float] = []
         self.changed()
@@ -258,7 +258,7 @@ class Tunnel:
                 return [live + pending for present, live, pending in counts if present and live + pending]
         return [4]
 
-    def health(self, now: float) -> TunnelHealth:
+    def health(self, now: float) -> HealthSnapshot:
         """Return the status and activity times derived from the connectors at ``now``.
 
         :param now: seconds since start.
@@ -288,7 +288,7 @@ class Tunnel:
             status = "degraded" if pending else "healthy"
         else:
             status = "down"
-        health = TunnelHealth(status, live, pending, active_at, inactive_at)
+        health = HealthSnapshot(status, live, pending, active_at, inactive_at)
         self._health_cache = (pos, health)
         return health
 
