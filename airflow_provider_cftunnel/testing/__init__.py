@@ -23,6 +23,12 @@ if TYPE_CHECKING:
     from airflow_provider_cftunnel.testing.process import SimulatorProcess, SimulatorProcessError
     from airflow_provider_cftunnel.testing.request_log import Headers, RequestRecord
     from airflow_provider_cftunnel.testing.scenario import (
+        default_scenario,
+        fleet_tunnel_id,
+        load_scenario,
+        normalize_scenario,
+    )
+    from airflow_provider_cftunnel.testing.scenario_values import (
         DEFAULT_ACCOUNT_ID,
         DEFAULT_ACCOUNT_TOKEN,
         DEFAULT_API_TOKEN,
@@ -38,10 +44,6 @@ if TYPE_CHECKING:
         OTHER_ACCOUNT_API_TOKEN,
         OTHER_ACCOUNT_ID,
         ScenarioError,
-        default_scenario,
-        fleet_tunnel_id,
-        load_scenario,
-        normalize_scenario,
     )
     from airflow_provider_cftunnel.testing.server import CloudflareSimulator
 
@@ -55,13 +57,17 @@ _WHERE = {
     "RequestRecord": "request_log",
     "SimulatorProcess": "process",
     "SimulatorProcessError": "process",
+    "default_scenario": "scenario",
+    "fleet_tunnel_id": "scenario",
+    "load_scenario": "scenario",
+    "normalize_scenario": "scenario",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name not in __all__:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(f"{__name__}.{_WHERE.get(name, 'scenario')}")
+    module = importlib.import_module(f"{__name__}.{_WHERE.get(name, 'scenario_values')}")
     value = getattr(module, name)
     globals()[name] = value
     return value

@@ -1,12 +1,36 @@
-"""A served simulator's credentials as an Airflow connection, for the in-process and the subprocess simulator."""
+"""What both simulators share: the ``with`` protocol, and their credentials as an Airflow connection."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Protocol, Self
 
-__all__ = ["AirflowConnectionMixin"]
+__all__ = ["AirflowConnectionMixin", "StartStopMixin"]
+
+
+class StartStopMixin:
+    """Start a simulator on entering a ``with`` block and stop it on leaving it.
+
+    The class provides ``start()``, which returns the simulator, and ``stop()``.
+    """
+
+    def start(self) -> Self:
+        """Start, and return this simulator."""
+        raise NotImplementedError
+
+    def stop(self) -> Any:
+        """Stop."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
 
 
 class _Served(Protocol):

@@ -21,10 +21,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from airflow_provider_cftunnel.testing.connection import AirflowConnectionMixin
+from airflow_provider_cftunnel.testing.connection import AirflowConnectionMixin, StartStopMixin
 
 __all__ = ["SimulatorProcess", "SimulatorProcessError"]
 
@@ -56,7 +55,7 @@ class SimulatorProcessError(RuntimeError):
     """
 
 
-class SimulatorProcess(AirflowConnectionMixin):
+class SimulatorProcess(StartStopMixin, AirflowConnectionMixin):
     """
     The simulator's command line in a process group of its own, as a context manager.
 
@@ -218,14 +217,6 @@ class SimulatorProcess(AirflowConnectionMixin):
     def running(self) -> bool:
         """Whether the process is running."""
         return self.process is not None and self.process.poll() is None
-
-    def __enter__(self) -> SimulatorProcess:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         state = f"pid {self.pid}, listening on {self.base_url}" if self.running else "not running"

@@ -18,12 +18,11 @@ import os
 import time
 from collections.abc import Callable
 from functools import partial
-from types import TracebackType
 from typing import Any
 
 from airflow_provider_cftunnel.testing.api import CloudflareApi
 from airflow_provider_cftunnel.testing.cloudflared import READY_PREFIX, ReadyServer
-from airflow_provider_cftunnel.testing.connection import AirflowConnectionMixin
+from airflow_provider_cftunnel.testing.connection import AirflowConnectionMixin, StartStopMixin
 from airflow_provider_cftunnel.testing.control import dispatch
 from airflow_provider_cftunnel.testing.faults import Fault, FaultSet
 from airflow_provider_cftunnel.testing.http import Backend, SimulatorHTTPServer
@@ -38,7 +37,7 @@ from airflow_provider_cftunnel.testing.wire import API_PREFIX, CONTROL_PREFIX, R
 __all__ = ["CONTROL_PREFIX", "CloudflareSimulator", "Headers", "RequestRecord"]
 
 
-class CloudflareSimulator(AirflowConnectionMixin, TrafficControlsMixin):
+class CloudflareSimulator(StartStopMixin, AirflowConnectionMixin, TrafficControlsMixin):
     """A local, stateful imitation of Cloudflare's Tunnel API, served on loopback.
 
     Use it as a context manager (or :meth:`start` / :meth:`stop`); it serves from a background thread::
@@ -158,14 +157,6 @@ class CloudflareSimulator(AirflowConnectionMixin, TrafficControlsMixin):
     def running(self) -> bool:
         """Whether the server is serving."""
         return self._server is not None
-
-    def __enter__(self) -> CloudflareSimulator:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         state = f"listening on {self.base_url}" if self.running else "stopped"
