@@ -112,8 +112,9 @@ signal.signal(signal.SIGTERM, signal.SIG_IGN)
 print("fake simulator started", flush=True)
 if {ready}:
     path = sys.argv[sys.argv.index("--ready-file") + 1]
-    with open(path, "w") as handle:
+    with open(path + ".tmp", "w") as handle:  # atomically, as the simulator does: whole once it exists
         json.dump(dict.fromkeys({fields}, "x") | {{"port": 1, "pid": os.getpid()}}, handle)
+    os.replace(path + ".tmp", path)
 while True:
     time.sleep(1)
 """
