@@ -10,16 +10,14 @@ opens times out in each mode with an error naming the last reason.
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
-import pendulum
 import pytest
 
 from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI
+from tests.support.dag_runs import task_rows
 
 DAGS = Path(__file__).with_name("dags")
 MODES = ("poke", "reschedule", "deferrable")
@@ -68,26 +66,6 @@ def roll_out_on_first_poll(sim, tunnel: str, new: str, agreed: dict[str, float])
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
-
-
-def task_rows(airflow_home: Path, dag_id: str) -> dict[str, tuple[str, float | None, object, int]]:
-    """``{task: (state, end as POSIX seconds, XCom return_value, reschedules)}`` of the DAG's latest run."""
-    with sqlite3.connect(airflow_home / "airflow.db") as db:
-        (run_id,) = db.execute(
-            "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
-        ).fetchone()
-        rows = {}
-        query = "SELECT id, task_id, state, end_date FROM task_instance WHERE dag_id = ? AND run_id = ?"
-        for ti_id, task, state, end in db.execute(query, (dag_id, run_id)).fetchall():
-            xcom = db.execute(
-                "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = ? AND key = 'return_value'",
-                (dag_id, run_id, task),
-            ).fetchone()
-            (reschedules,) = db.execute("SELECT count(*) FROM task_reschedule WHERE ti_id = ?", (ti_id,)).fetchone()
-            value = json.loads(xcom[0]) if xcom and isinstance(xcom[0], str | bytes) else None
-            ended = pendulum.parse(end).timestamp() if end else None
-            rows[task] = (state, ended, value, reschedules)
-        return rows
 
 
 def test_every_mode_opens_on_the_new_connector_after_stable_for(airflow_home, cloudflare_simulator_factory):

@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["bring_up_after_first_poll", "task_states", "xcoms"]
+import pendulum
+
+__all__ = ["bring_up_after_first_poll", "task_rows", "task_states", "xcoms"]
 
 
 def _latest_run(db: sqlite3.Connection, dag_id: str) -> str:
@@ -33,6 +35,35 @@ def task_states(airflow_home: Path, dag_id: str) -> dict[str, str]:
         run_id = _latest_run(db, dag_id)
         rows = db.execute("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", (dag_id, run_id))
         return dict(rows)
+
+
+def task_rows(airflow_home: Path, dag_id: str) -> dict[str, tuple[str, float | None, object, int]]:
+    """Return ``{task: (state, end as POSIX seconds, XCom return_value, reschedules)}`` of the DAG's latest run.
+
+    Airflow 2 keys a task instance and its reschedules by (dag, run, task); Airflow 3 by the task instance's id.
+    """
+    with sqlite3.connect(airflow_home / "airflow.db") as db:
+        run_id = _latest_run(db, dag_id)
+        returned = {task: value for (task, key), value in xcoms(airflow_home, dag_id).items() if key == "return_value"}
+        by_ti_id = "ti_id" in {row[1] for row in db.execute("PRAGMA table_info(task_reschedule)")}
+        query = "SELECT task_id, state, end_date FROM task_instance WHERE dag_id = ? AND run_id = ?"
+        rows = {}
+        for task, state, end in db.execute(query, (dag_id, run_id)).fetchall():
+            if by_ti_id:
+                count = db.execute(
+                    "SELECT count(*) FROM task_reschedule WHERE ti_id = (SELECT id FROM task_instance"
+                    " WHERE dag_id = ? AND run_id = ? AND task_id = ?)",
+                    (dag_id, run_id, task),
+                )
+            else:
+                count = db.execute(
+                    "SELECT count(*) FROM task_reschedule WHERE dag_id = ? AND run_id = ? AND task_id = ?",
+                    (dag_id, run_id, task),
+                )
+            (reschedules,) = count.fetchone()
+            ended = pendulum.parse(end).timestamp() if end else None
+            rows[task] = (state, ended, returned.get(task), reschedules)
+        return rows
 
 
 def bring_up_after_first_poll(sim: Any, delay: float) -> threading.Thread:
