@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,9 @@ from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI
 from tests.support.dag_runs import task_rows
 
 DAGS = Path(__file__).with_name("dags")
+AIRFLOW_3_0 = version("apache-airflow").startswith("3.0.")
+#: What Airflow 3.0's reschedule-mode bug prints (see tests/dag_runs/test_sensor_modes.py).
+AIRFLOW_3_0_RESCHEDULE_BUG = "unsupported operand type(s) for -: 'datetime.datetime' and 'str'"
 MODES = ("poke", "reschedule", "deferrable")
 STABLE_FOR = 3.0
 READY_LAG = 1.0
@@ -68,6 +72,16 @@ def roll_out_on_first_poll(sim, tunnel: str, new: str, agreed: dict[str, float])
     return thread
 
 
+def xfail_on_airflow_3_0_reschedule_bug(stdout: str) -> None:
+    """Mark the test xfailed when Airflow 3.0's own reschedule-mode bug ended the reschedule task.
+
+    Airflow 3.0's task SDK can hand ``BaseSensorOperator`` the first reschedule date as a string; its
+    ``run_duration()`` then raises ``TypeError`` (datetime - str) on a later poke, before the sensor's own code runs.
+    """
+    if AIRFLOW_3_0 and AIRFLOW_3_0_RESCHEDULE_BUG in stdout:
+        pytest.xfail("Airflow 3.0's reschedule-mode bug (TypeError: datetime - str in BaseSensorOperator)")
+
+
 def test_every_mode_opens_on_the_new_connector_after_stable_for(airflow_home, cloudflare_simulator_factory):
     scenario, ids = rollout_scenario()
     sim = cloudflare_simulator_factory(scenario)
@@ -79,6 +93,7 @@ def test_every_mode_opens_on_the_new_connector_after_stable_for(airflow_home, cl
         roll_out_on_first_poll(sim, tunnel, new, agreed)
 
     result = AirflowCLI(airflow_home, DAGS, env).dags_test("cftunnel_gate_modes")
+    xfail_on_airflow_3_0_reschedule_bug(result.stdout)
 
     rows = task_rows(airflow_home, "cftunnel_gate_modes")
     assert {task: row[0] for task, row in rows.items()} == dict.fromkeys(MODES, "success"), result.stdout[-3000:]
@@ -105,6 +120,7 @@ def test_every_mode_times_out_naming_the_last_reason(airflow_home, cloudflare_si
         urls[mode] = env[f"CFTUNNEL_READY_{mode.upper()}"] = sim.ready_url(new)
 
     result = AirflowCLI(airflow_home, DAGS, env).dags_test("cftunnel_gate_timeouts")
+    xfail_on_airflow_3_0_reschedule_bug(result.stdout)
 
     rows = task_rows(airflow_home, "cftunnel_gate_timeouts")
     assert {task: row[0] for task, row in rows.items()} == dict.fromkeys(MODES, "failed"), result.stdout[-3000:]
