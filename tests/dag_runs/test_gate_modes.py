@@ -12,18 +12,14 @@ from __future__ import annotations
 
 import threading
 import time
-from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
 from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI
-from tests.support.dag_runs import task_rows
+from tests.support.dag_runs import task_rows, xfail_on_airflow_3_0_reschedule_bug
 
 DAGS = Path(__file__).with_name("dags")
-AIRFLOW_3_0 = version("apache-airflow").startswith("3.0.")
-#: What Airflow 3.0's reschedule-mode bug prints (see tests/dag_runs/test_sensor_modes.py).
-AIRFLOW_3_0_RESCHEDULE_BUG = "unsupported operand type(s) for -: 'datetime.datetime' and 'str'"
 MODES = ("poke", "reschedule", "deferrable")
 STABLE_FOR = 3.0
 READY_LAG = 1.0
@@ -70,16 +66,6 @@ def roll_out_on_first_poll(sim, tunnel: str, new: str, agreed: dict[str, float])
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
-
-
-def xfail_on_airflow_3_0_reschedule_bug(stdout: str) -> None:
-    """Mark the test xfailed when Airflow 3.0's own reschedule-mode bug ended the reschedule task.
-
-    Airflow 3.0's task SDK can hand ``BaseSensorOperator`` the first reschedule date as a string; its
-    ``run_duration()`` then raises ``TypeError`` (datetime - str) on a later poke, before the sensor's own code runs.
-    """
-    if AIRFLOW_3_0 and AIRFLOW_3_0_RESCHEDULE_BUG in stdout:
-        pytest.xfail("Airflow 3.0's reschedule-mode bug (TypeError: datetime - str in BaseSensorOperator)")
 
 
 def test_every_mode_opens_on_the_new_connector_after_stable_for(airflow_home, cloudflare_simulator_factory):

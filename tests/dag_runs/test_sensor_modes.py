@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
 from airflow_provider_cftunnel.testing.airflow_cli import AirflowCLI
-from tests.support.dag_runs import bring_up_after_first_poll, task_states, xcoms
+from tests.support.dag_runs import (
+    AIRFLOW_3_0,
+    AIRFLOW_3_0_RESCHEDULE_BUG,
+    bring_up_after_first_poll,
+    task_states,
+    xcoms,
+)
 
 DAGS = Path(__file__).with_name("dags")
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-AIRFLOW_3_0 = version("apache-airflow").startswith("3.0.")
 
-
-@pytest.mark.xfail(
-    AIRFLOW_3_0,
-    strict=False,
-    reason="Airflow 3.0's task SDK can hand BaseSensorOperator the first reschedule date as a string, and its "
-    "reschedule-mode run_duration() then raises TypeError (datetime - str) on the second poke: Airflow's bug",
-)
+@pytest.mark.xfail(AIRFLOW_3_0, strict=False, reason=AIRFLOW_3_0_RESCHEDULE_BUG)
 def test_reschedule_mode_and_soft_fail(airflow_home, cloudflare_simulator_factory):
     sim = cloudflare_simulator_factory({"up_after": 3600})
     never = sim.add_tunnel(name="never-up")
