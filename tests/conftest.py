@@ -1,8 +1,14 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
+
+# Tests that import Airflow in this process get an AIRFLOW_HOME of the checkout's own (git-ignored), not ~/airflow:
+# set before any test module imports Airflow, which reads it once. Airflow commands the tests start get their own.
+os.environ.setdefault("AIRFLOW_HOME", str(Path(__file__).resolve().parents[1] / ".airflow" / "pytest"))
 
 # The secret-leak guard runs for every test of the suite (see tests/leak_guard.py).
 pytest_plugins = ["tests.leak_guard"]

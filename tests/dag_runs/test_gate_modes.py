@@ -10,6 +10,7 @@ opens times out in each mode with an error naming the last reason.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -23,8 +24,10 @@ DAGS = Path(__file__).with_name("dags")
 MODES = ("poke", "reschedule", "deferrable")
 STABLE_FOR = 3.0
 READY_LAG = 1.0
-#: Airflow's own delays on top of one poll interval (a reschedule's round trip through ``dags test``).
+#: Airflow's own delays on top of one poll interval (``dags test`` runs one task at a time).
 SLACK = 15.0
+#: The task's own work after its last poll (XCom, state) on a slow machine.
+FINISH = 2.0
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 
@@ -90,9 +93,15 @@ def test_every_mode_opens_on_the_new_connector_after_stable_for(airflow_home, cl
         assert ended is not None
         after = ended - agreed[tunnel]  # seconds from both views agreeing for good to the task's end
         assert after >= STABLE_FOR - 0.05, f"{mode} opened {after:.2f} s after agreement, before stable_for"
-        assert after <= STABLE_FOR + SLACK, f"{mode} opened {after:.2f} s after agreement"
+        # A try that gives its slot back comes again only when ``dags test`` gets to it (it runs one task at a
+        # time, so the poke sensor can hold it for a while): the first try after agreement starts the clock and
+        # the first try stable_for later opens the gate, so two of Airflow's own cycles bound the wait.
+        tries = [*reschedules, ended]
+        cycle = max((b - a for a, b in itertools.pairwise(tries)), default=0.0)
+        bound = STABLE_FOR + max(SLACK, 2 * cycle + FINISH)
+        assert after <= bound, f"{mode} opened {after:.2f} s after agreement (bound {bound:.2f} s, tries {tries})"
         if mode == "reschedule":
-            assert reschedules >= 1  # it really gave its slot back while the gate was shut
+            assert reschedules  # it really gave its slot back while the gate was shut
     assert "running trigger in line" in result.stdout  # the deferrable one waited in the trigger
     assert "cloudflared's /ready agrees" in result.stdout
 

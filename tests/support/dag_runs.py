@@ -57,9 +57,10 @@ def task_states(airflow_home: Path, dag_id: str) -> dict[str, str]:
         return dict(rows)
 
 
-def task_rows(airflow_home: Path, dag_id: str) -> dict[str, tuple[str, float | None, object, int]]:
-    """Return ``{task: (state, end as POSIX seconds, XCom return_value, reschedules)}`` of the DAG's latest run.
+def task_rows(airflow_home: Path, dag_id: str) -> dict[str, tuple[str, float | None, object, list[float]]]:
+    """Return ``{task: (state, end, XCom return_value, reschedules)}`` of the DAG's latest run.
 
+    ``end`` and each of ``reschedules`` (the start of every try that gave its slot back) are POSIX seconds.
     Airflow 2 keys a task instance and its reschedules by (dag, run, task); Airflow 3 by the task instance's id.
     """
     with sqlite3.connect(airflow_home / "airflow.db") as db:
@@ -70,20 +71,24 @@ def task_rows(airflow_home: Path, dag_id: str) -> dict[str, tuple[str, float | N
         rows = {}
         for task, state, end in db.execute(query, (dag_id, run_id)).fetchall():
             if by_ti_id:
-                count = db.execute(
-                    "SELECT count(*) FROM task_reschedule WHERE ti_id = (SELECT id FROM task_instance"
-                    " WHERE dag_id = ? AND run_id = ? AND task_id = ?)",
+                starts = db.execute(
+                    "SELECT start_date FROM task_reschedule WHERE ti_id = (SELECT id FROM task_instance"
+                    " WHERE dag_id = ? AND run_id = ? AND task_id = ?) ORDER BY start_date",
                     (dag_id, run_id, task),
                 )
             else:
-                count = db.execute(
-                    "SELECT count(*) FROM task_reschedule WHERE dag_id = ? AND run_id = ? AND task_id = ?",
+                starts = db.execute(
+                    "SELECT start_date FROM task_reschedule WHERE dag_id = ? AND run_id = ? AND task_id = ?"
+                    " ORDER BY start_date",
                     (dag_id, run_id, task),
                 )
-            (reschedules,) = count.fetchone()
-            ended = pendulum.parse(end).timestamp() if end else None
-            rows[task] = (state, ended, returned.get(task), reschedules)
+            reschedules = [_posix(start) for (start,) in starts.fetchall()]
+            rows[task] = (state, _posix(end) if end else None, returned.get(task), reschedules)
         return rows
+
+
+def _posix(stored: str) -> float:
+    return pendulum.parse(stored).timestamp()
 
 
 def xfail_on_airflow_3_0_reschedule_bug(stdout: str) -> None:
