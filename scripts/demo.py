@@ -150,10 +150,10 @@ def wait_for(what: str, timeout: float, done: Callable[[], Any], tick: Callable[
         time.sleep(0.5)
 
 
-def printed_lines(home: Path, run_id: str) -> list[str]:
+def printed_lines(cli: AirflowCLI, run_id: str) -> list[str]:
     """Return what the reacting task printed in one run (its log holds one JSON object per line)."""
     lines = []
-    for path in sorted((home / "logs").glob(f"dag_id={WATCH_DAG}/run_id={run_id}/task_id={WATCH_TASK}/*.log")):
+    for path in cli.task_logs(WATCH_DAG, run_id, WATCH_TASK):
         for raw in path.read_text(errors="replace").splitlines():
             try:
                 entry = json.loads(raw)
@@ -208,7 +208,7 @@ def watch_health_changes(sim: SimulatorProcess) -> bool:
 
     def show(run: dict[str, Any]) -> None:
         print(f"    run {run['dag_run_id']}: {run['state']}", flush=True)
-        for line in printed_lines(airflow.home, run["dag_run_id"]):
+        for line in printed_lines(airflow.cli, run["dag_run_id"]):
             print(f"      printed: {line}", flush=True)
 
     try:

@@ -111,6 +111,18 @@ class AirflowCLI:
         self.migrate()
         return self.run("dags", "test", dag_id, *extra, timeout=timeout)
 
+    def task_logs(self, dag_id: str, run_id: str, task_id: str, pattern: str = "*.log") -> list[Path]:
+        """
+        Return the log files of one task in one run, sorted, where Airflow's default layout puts them.
+
+        :param dag_id: The DAG.
+        :param run_id: The run.
+        :param task_id: The task (unmapped).
+        :param pattern: Which files: ``*.log`` every try's log, ``*.trigger.*`` the logs its trigger wrote.
+        """
+        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        return sorted(folder.glob(pattern))
+
     def remove(self) -> None:
         """Delete the home directory and everything in it."""
         shutil.rmtree(self.home, ignore_errors=True)

@@ -463,12 +463,11 @@ def _first_outcome_on_survivor(cluster: Cluster, story: Story) -> dict[str, floa
     if survivor is None or cluster.airflow is None:
         return found
     name = story.timeline.job_names.get(survivor, "")
-    home = cluster.airflow.cli(name).home if name in cluster.airflow.components else None
-    if home is None:
+    if name not in cluster.airflow.components:
         return found
+    cli = cluster.airflow.cli(name)
     for task in story.timeline.moved_tasks:
-        pattern = f"dag_id={DAG_ID}/run_id={story.run_id}/task_id={task}/*.trigger.{survivor}.log"
-        for path in (home / "logs").glob(pattern):
+        for path in cli.task_logs(DAG_ID, story.run_id, task, f"*.trigger.{survivor}.log"):
             for line in path.read_text(errors="replace").splitlines():
                 if "not ready" not in line:
                     continue

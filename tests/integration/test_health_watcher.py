@@ -201,8 +201,7 @@ def _seconds_between(log: str, first: str, then: str) -> float | None:
 
 
 def _task_log(stack: LocalAirflow, run_id: str) -> str:
-    logs = (stack.home / "logs").glob(f"dag_id={DAG_ID}/run_id={run_id}/task_id={TASK_ID}/*.log")
-    return "\n".join(path.read_text(errors="replace") for path in logs)
+    return "\n".join(path.read_text(errors="replace") for path in stack.cli.task_logs(DAG_ID, run_id, TASK_ID))
 
 
 @pytest.mark.timeout(480)

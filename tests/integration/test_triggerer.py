@@ -233,9 +233,7 @@ def _trigger_log_evidence(stack: LocalAirflow, run_id: str, tasks: list[str]) ->
         fired_lines += [line for line in path.read_text(errors="replace").splitlines() if "Trigger fired event" in line]
     missing: dict[str, str] = {}
     for task in tasks:
-        trigger_logs = list(
-            (stack.cli.home / "logs").glob(f"dag_id={DAG_ID}/run_id={run_id}/task_id={task}/*.trigger.*")
-        )
+        trigger_logs = stack.cli.task_logs(DAG_ID, run_id, task, "*.trigger.*")
         if not any("not ready" in path.read_text(errors="replace") for path in trigger_logs):
             missing[task] = f"no 'not ready' line in its trigger log ({[p.name for p in trigger_logs]})"
         elif not any(f"/{run_id}/{task}/" in line for line in fired_lines):
