@@ -66,25 +66,23 @@ def task_rows(airflow_home: Path, dag_id: str) -> dict[str, tuple[str, float | N
     with sqlite3.connect(airflow_home / "airflow.db") as db:
         run_id = _latest_run(db, dag_id)
         returned = {task: value for (task, key), value in _xcoms(db, dag_id, run_id).items() if key == "return_value"}
-        by_ti_id = "ti_id" in {row[1] for row in db.execute("PRAGMA table_info(task_reschedule)")}
+        if "ti_id" in {row[1] for row in db.execute("PRAGMA table_info(task_reschedule)")}:
+            starts = (
+                "SELECT ti.task_id, tr.start_date FROM task_reschedule tr JOIN task_instance ti ON tr.ti_id = ti.id"
+                " WHERE ti.dag_id = ? AND ti.run_id = ? ORDER BY tr.start_date"
+            )
+        else:
+            starts = (
+                "SELECT task_id, start_date FROM task_reschedule WHERE dag_id = ? AND run_id = ? ORDER BY start_date"
+            )
+        reschedules: dict[str, list[float]] = {}
+        for task, start in db.execute(starts, (dag_id, run_id)):
+            reschedules.setdefault(task, []).append(_posix(start))
         query = "SELECT task_id, state, end_date FROM task_instance WHERE dag_id = ? AND run_id = ?"
-        rows = {}
-        for task, state, end in db.execute(query, (dag_id, run_id)).fetchall():
-            if by_ti_id:
-                starts = db.execute(
-                    "SELECT start_date FROM task_reschedule WHERE ti_id = (SELECT id FROM task_instance"
-                    " WHERE dag_id = ? AND run_id = ? AND task_id = ?) ORDER BY start_date",
-                    (dag_id, run_id, task),
-                )
-            else:
-                starts = db.execute(
-                    "SELECT start_date FROM task_reschedule WHERE dag_id = ? AND run_id = ? AND task_id = ?"
-                    " ORDER BY start_date",
-                    (dag_id, run_id, task),
-                )
-            reschedules = [_posix(start) for (start,) in starts.fetchall()]
-            rows[task] = (state, _posix(end) if end else None, returned.get(task), reschedules)
-        return rows
+        return {
+            task: (state, _posix(end) if end else None, returned.get(task), reschedules.get(task, []))
+            for task, state, end in db.execute(query, (dag_id, run_id))
+        }
 
 
 def _posix(stored: str) -> float:
